@@ -1,0 +1,47 @@
+# Two entry points: `make demo` (set up from scratch, then serve) and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV := $(BIN)/uv
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test install lint bench-setup serve clean lock
+
+## demo: install, simulate, apply and materialise Feast, train, register, then serve on localhost
+demo: install
+	$(BIN)/nba demo
+	$(BIN)/python -m service
+
+## test: install, then run lint, type checks and the whole test suite
+test: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy service training
+	$(BIN)/pytest
+
+## install: project-local virtual environment with the locked versions
+install: $(STAMP)
+
+$(STAMP): pyproject.toml requirements.lock
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24" "uv==0.13.8"
+	$(UV) pip sync --python $(BIN)/python requirements.lock
+	$(UV) pip install --python $(BIN)/python --no-deps -e .
+	@touch $(STAMP)
+
+## serve: start the API on the current champion (after `make demo` ran once)
+serve: install
+	$(BIN)/python -m service
+
+## lock: re-resolve requirements.lock from pyproject.toml (run after changing dependencies)
+lock:
+	@test -x $(UV) || { $(PYTHON) -m venv $(VENV) && $(BIN)/python -m pip install --quiet "uv==0.13.8"; }
+	$(UV) pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy service training
+
+## clean: remove generated data, stores and models (keeps the virtual environment)
+clean:
+	rm -rf data mlruns feature_repo/data models/*/ test-artifacts

@@ -1,0 +1,1 @@
+"""Next-best-action decision service: catalog, featurisation, scoring and the FastAPI app."""

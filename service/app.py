@@ -1,0 +1,33 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from service.error_handlers import install_error_handlers
+from service.routes import router
+from service.runtime import build_runtime
+from service.settings import ServiceSettings
+
+
+def create_app(settings: ServiceSettings) -> FastAPI:
+    """Build the app; its lifespan loads catalog, features and model once, before serving."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.runtime = build_runtime(settings)
+        yield
+        app.state.runtime = None
+
+    app = FastAPI(
+        title="Next best action",
+        version="1",
+        summary="The single best action for one customer at one touchpoint, with its reasons.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(router)
+    return app

@@ -1,0 +1,34 @@
+"""Service settings, read from `NBA_*` environment variables when built (never at import)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_CATALOG = Path(__file__).with_name("catalog.yaml")
+
+
+class ServiceSettings(BaseSettings):
+    """Where the service finds its features, model and catalog, and where it listens."""
+
+    model_config = SettingsConfigDict(env_prefix="NBA_", extra="ignore", frozen=True)
+
+    feature_repo: Path = Field(Path("feature_repo"), description="Feast repo folder")
+    feature_service: str = Field(
+        "nba_model_features", description="Feast feature service the model reads"
+    )
+    mlflow_tracking_uri: str = Field(
+        "sqlite:///mlruns/mlflow.db", description="MLflow tracking and registry store"
+    )
+    model_name: str = Field("nba-propensity", description="Registered model name")
+    model_alias: str = Field("champion", description="Registry alias the service serves")
+    model_cache_dir: Path = Field(Path("models"), description="Local copies of loaded models")
+    catalog_path: Path = Field(DEFAULT_CATALOG, description="Action catalog YAML file")
+    no_action_threshold: float = Field(
+        0.0, description="Expected value (EUR) an action must beat, else the answer is no_action"
+    )
+    host: str = Field("127.0.0.1", description="Address the API binds to")
+    port: int = Field(8000, ge=1, le=65535, description="Port the API listens on")
+    log_level: str = Field("info", description="Log level of the API process")

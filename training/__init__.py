@@ -1,0 +1,1 @@
+"""Training side: simulation, dataset building, training, evaluation and the `nba` CLI."""
