@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
@@ -106,6 +107,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `nba` command."""
     args = _parser().parse_args(argv)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
     logging.basicConfig(
         level=logging.INFO,
         format="%(asctime)s %(levelname)-7s %(message)s",

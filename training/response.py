@@ -64,26 +64,26 @@ ACTION_LOGITS: dict[str, LogitFn] = {
         + 0.06 * np.minimum(c["travel_transactions_90d"], 10)
     ),
     "personal_loan_offer": lambda c: (
-        -2.6
+        -3.4
         - 3.0 * c["has_personal_loan"]
-        + 1.2 * (c["balance"] < 1000)
-        + 0.4 * (c["monthly_card_spend"] > 0.5 * c["monthly_income"])
+        + 1.8 * (c["balance"] < 1000)
+        + 0.6 * (c["monthly_card_spend"] > 0.5 * c["monthly_income"])
         + 0.5 * ((c["age"] >= 25) & (c["age"] <= 45))
     ),
     "mortgage_consultation": lambda c: (
-        -3.6
+        -4.6
         - 5.0 * c["has_mortgage"]
-        + 1.5 * ((c["age"] >= 28) & (c["age"] <= 45))
-        + 0.25 * np.clip(_income_k(c) - 3, -2, 5)
+        + 2.6 * ((c["age"] >= 28) & (c["age"] <= 45))
+        + 0.3 * np.clip(_income_k(c) - 3, -2, 5)
         + 0.4 * c["salary_inflow"]
     ),
     "savings_account_offer": lambda c: (
         -2.2 - 3.0 * c["has_savings"] + 0.8 * (c["balance"] > 5000) + 0.3 * c["salary_inflow"]
     ),
     "investment_fund_offer": lambda c: (
-        -3.2
+        -3.8
         - 3.0 * c["has_investments"]
-        + 1.6 * (c["balance"] > 20000)
+        + 2.2 * (c["balance"] > 20000)
         + 0.03 * (c["age"] - 45)
         + 0.3 * c["is_premium"]
         - 0.6 * c["price_sensitivity"]
