@@ -235,6 +235,8 @@ def _log_and_register(
             signature=infer_signature(sample, booster.predict(sample.to_numpy())),
             registered_model_name=settings.model_name,
             metadata={"feature_spec": spec.to_dict()},
+            # Explicit requirements: MLflow's inference runs a subprocess that costs ~7 s.
+            pip_requirements=[f"{p}=={version(p)}" for p in ("lightgbm", "numpy", "pandas")],
         )
     model_version = str(info.registered_model_version)
     client = MlflowClient()
