@@ -18,9 +18,13 @@ def create_app(settings: ServiceSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.runtime = build_runtime(settings)
-        yield
-        app.state.runtime = None
+        runtime = build_runtime(settings)
+        app.state.runtime = runtime
+        try:
+            yield
+        finally:
+            app.state.runtime = None
+            runtime.close()
 
     app = FastAPI(
         title="Next best action",

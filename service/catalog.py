@@ -1,16 +1,91 @@
-"""The action catalog: a YAML file product owners edit, validated when it is loaded."""
+"""The action catalog: a YAML file product owners edit, validated when it is loaded.
+
+Besides the actions it holds the decision policy: the no-action threshold, the overall
+contact cap per customer and exploration per touchpoint.
+"""
 
 from __future__ import annotations
 
+from datetime import date
+from enum import StrEnum
 from pathlib import Path
+from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    model_validator,
+)
 
 from service.errors import CatalogError
 from service.vocabulary import ActionType, Touchpoint
 
 NO_ACTION_ID = "no_action"
+
+
+class Operator(StrEnum):
+    """Comparison of a customer feature with a constant."""
+
+    EQ = "eq"
+    NE = "ne"
+    LT = "lt"
+    LE = "le"
+    GT = "gt"
+    GE = "ge"
+    IN = "in"
+    NOT_IN = "not_in"
+
+
+class Condition(BaseModel):
+    """`feature op value`, e.g. `{feature: has_mortgage, op: eq, value: 0}`. Data, never code."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    feature: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
+    op: Operator
+    value: float | list[float]
+
+    @model_validator(mode="after")
+    def _value_fits_operator(self) -> Condition:
+        is_list = isinstance(self.value, list)
+        if self.op in (Operator.IN, Operator.NOT_IN) and not is_list:
+            raise ValueError(f"operator '{self.op.value}' needs a list of values")
+        if self.op not in (Operator.IN, Operator.NOT_IN) and is_list:
+            raise ValueError(f"operator '{self.op.value}' needs a single value")
+        return self
+
+    def describe(self) -> str:
+        """Readable form, used in 'why not' traces."""
+        return f"{self.feature} {self.op.value} {self.value}"
+
+
+class ConsentPurpose(StrEnum):
+    """The consent an action needs before it may be shown."""
+
+    NONE = "none"  # service, information: no marketing consent needed
+    MARKETING = "marketing"  # needs marketing consent for the touchpoint's channel
+
+
+class ContactCap(BaseModel):
+    """At most `max_count` contacts within `window_days`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_count: int = Field(ge=0)
+    window_days: float = Field(gt=0, le=366)
+
+
+class ContactPolicy(BaseModel):
+    """How often one action may be shown to one customer."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cap: ContactCap | None = None
+    cooldown_days_after_reject: float = Field(0, ge=0, le=366)
 
 
 class Action(BaseModel):
@@ -25,13 +100,80 @@ class Action(BaseModel):
     touchpoints: tuple[Touchpoint, ...] = Field(min_length=1)
     value: float = Field(ge=0, description="Business value of an accepted action, in EUR.")
     cost: float = Field(ge=0, description="Cost of showing the action once, in EUR.")
+    consent: ConsentPurpose = ConsentPurpose.MARKETING
+    eligibility: tuple[Condition, ...] = ()
+    contact_policy: ContactPolicy = ContactPolicy()
+    lever: float = Field(1.0, ge=0, le=100, description="Multiplies the expected value.")
+    priority: int = Field(
+        0,
+        ge=0,
+        le=100,
+        description="Above 0: a must-do action that wins whenever it passes every rule; "
+        "higher priorities win over lower ones.",
+    )
+    valid_from: date | None = None
+    valid_until: date | None = None
+
+    @model_validator(mode="after")
+    def _check_action(self) -> Action:
+        if self.valid_from and self.valid_until and self.valid_until < self.valid_from:
+            raise ValueError("valid_until is before valid_from")
+        if self.type in (ActionType.OFFER, ActionType.RETENTION) and (
+            self.consent is not ConsentPurpose.MARKETING
+        ):
+            raise ValueError(f"a {self.type.value} action needs consent: marketing")
+        return self
 
 
-class Catalog(BaseModel):
-    """All actions, in file order; ids are unique and exactly one is the no-action."""
+class ExplorationMethod(StrEnum):
+    """How the shown action departs from the best one, to keep learning."""
+
+    NONE = "none"
+    EPSILON_GREEDY = "epsilon_greedy"
+    SOFTMAX = "softmax"
+
+
+class Exploration(BaseModel):
+    """Exploration at one touchpoint."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    method: ExplorationMethod = ExplorationMethod.NONE
+    epsilon: float = Field(0.0, ge=0, le=1, description="epsilon_greedy: share of random picks")
+    temperature: float = Field(10.0, gt=0, description="softmax: EUR of expected value per e-fold")
+
+    @model_validator(mode="after")
+    def _check(self) -> Exploration:
+        if self.method is ExplorationMethod.EPSILON_GREEDY and self.epsilon <= 0:
+            raise ValueError("epsilon_greedy needs epsilon > 0")
+        return self
+
+
+class DecisionPolicy(BaseModel):
+    """Rules that hold for every action."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    no_action_threshold: float = Field(
+        0.0, description="Expected value (EUR) an action must beat, else the answer is no_action"
+    )
+    customer_contact_cap: ContactCap | None = Field(
+        None, description="Contacts per customer over all actions (no_action is no contact)"
+    )
+    exploration: dict[Touchpoint, Exploration] = Field(default_factory=dict)
+
+    def exploration_at(self, touchpoint: Touchpoint) -> Exploration:
+        """Exploration settings of a touchpoint (none when not configured)."""
+        return self.exploration.get(touchpoint, Exploration())
+
+
+class Catalog(BaseModel):
+    """All actions, in file order, and the decision policy."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: Literal[1] = 1
+    policy: DecisionPolicy = DecisionPolicy()
     actions: tuple[Action, ...] = Field(min_length=2)
     _index: dict[str, Action] = PrivateAttr(default_factory=dict)
 
@@ -67,6 +209,20 @@ class Catalog(BaseModel):
     def no_action(self) -> Action:
         """The explicit 'do nothing' answer."""
         return self.by_id(NO_ACTION_ID)
+
+    def referenced_features(self) -> dict[str, set[str]]:
+        """Customer features each action's eligibility conditions read."""
+        return {a.id: {c.feature for c in a.eligibility} for a in self.actions if a.eligibility}
+
+    def check_features(self, available: set[str]) -> None:
+        """Refuse conditions over features the feature store does not serve."""
+        problems = [
+            f"action '{action_id}', field 'eligibility': unknown feature '{feature}'"
+            for action_id, features in self.referenced_features().items()
+            for feature in sorted(features - available)
+        ]
+        if problems:
+            raise CatalogError("catalog is invalid: " + "; ".join(problems))
 
 
 def load_catalog(path: Path) -> Catalog:

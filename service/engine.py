@@ -1,20 +1,34 @@
-"""The decision engine: candidates from the catalog, scored by the model, arbitrated by value."""
+"""The decision engine: rules, scoring, contact policy, arbitration, exploration, log, reasons."""
 
 from __future__ import annotations
 
+import random
+import time
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import numpy as np
 
-from service.arbitration import best_index, expected_values
-from service.catalog import Action, Catalog
+from service.arbitration import expected_values
+from service.catalog import Action
+from service.catalog_holder import CatalogVersion
+from service.contact_policy import contact_drops
+from service.decision_log import DecisionLog, DecisionRecord, LoggedCandidate
+from service.exploration import draw, selection_probabilities
 from service.features import customer_vector, featurize
 from service.model import LoadedModel
+from service.reasons import Reason, top_reasons
+from service.rules import Consent, Drop, pre_scoring_drop
 from service.vocabulary import Touchpoint
 
 UNKNOWN_CUSTOMER_NOTICE = "customer unknown to the feature store: the answer is not personalised"
+NO_PROFILING_NOTICE = (
+    "customer objected to profiling: no customer data went into the model, "
+    "the answer is not personalised"
+)
 
 
 class FeatureReader(Protocol):
@@ -23,9 +37,16 @@ class FeatureReader(Protocol):
     def read(self, customer_id: str) -> dict[str, Any] | None: ...
 
 
+class CatalogSource(Protocol):
+    """Anything that holds the catalog version to decide with (see `CatalogHolder`)."""
+
+    @property
+    def current(self) -> CatalogVersion: ...
+
+
 @dataclass(frozen=True)
 class ScoredAction:
-    """A candidate with its predicted acceptance and expected value (EUR)."""
+    """A candidate with its predicted acceptance and expected value (EUR, levers applied)."""
 
     action: Action
     propensity: float | None
@@ -43,71 +64,217 @@ class Decision:
     personalised: bool
     chosen: ScoredAction
     ranked: list[ScoredAction]
+    selection_probability: float
+    explored: bool
+    explanation: str
+    reasons: list[Reason]
+    dropped: list[Drop]
     notices: list[str]
 
 
 @dataclass(frozen=True)
-class _Candidates:
+class _Scored:
+    """Candidates that passed the pre-scoring rules, with their model output."""
+
     actions: list[Action]
-    ids: list[str]
-    types: list[str]
-    values: np.ndarray
-    costs: np.ndarray
+    matrix: np.ndarray
+    propensities: np.ndarray
+    expected: np.ndarray
 
 
 class DecisionEngine:
-    """Turns (customer, touchpoint) into a ranked, value-weighted recommendation."""
+    """Turns (customer, touchpoint) into a logged, explained, value-weighted recommendation."""
 
     def __init__(
-        self, catalog: Catalog, model: LoadedModel, features: FeatureReader, threshold: float = 0.0
+        self,
+        catalogs: CatalogSource,
+        model: LoadedModel,
+        features: FeatureReader,
+        decision_log: DecisionLog,
+        descriptions: Mapping[str, str],
+        rng: random.Random | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
-        self.catalog = catalog
+        self.catalogs = catalogs
         self.model = model
         self.features = features
-        self.threshold = threshold
-        self._by_touchpoint = {tp: self._candidates(tp) for tp in Touchpoint}
+        self.decision_log = decision_log
+        self.descriptions = descriptions
+        self._rng = rng or random.Random()
+        self._clock = clock
 
-    def _candidates(self, touchpoint: Touchpoint) -> _Candidates:
-        actions = self.catalog.candidates(touchpoint)
-        return _Candidates(
-            actions=actions,
-            ids=[a.id for a in actions],
-            types=[a.type.value for a in actions],
-            values=np.array([a.value for a in actions], dtype=np.float64),
-            costs=np.array([a.cost for a in actions], dtype=np.float64),
-        )
-
-    def decide(self, customer_id: str, touchpoint: Touchpoint) -> Decision:
-        """Score every candidate at the touchpoint and pick the one of highest expected value."""
+    def decide(
+        self, customer_id: str, touchpoint: Touchpoint, with_reasons: bool = True
+    ) -> Decision:
+        """Apply rules, score, cap, arbitrate, explore, log; then explain the shown action."""
+        version = self.catalogs.current
+        now = self._clock()
         values = self.features.read(customer_id)
-        notices = [] if values is not None else [UNKNOWN_CUSTOMER_NOTICE]
-        candidates = self._by_touchpoint[touchpoint]
-        matrix = featurize(
-            self.model.spec,
-            customer_vector(self.model.spec, values),
-            candidates.ids,
-            candidates.types,
-            [touchpoint.value] * len(candidates.ids),
+        consent = Consent.from_features(values)
+        personalised = values is not None and consent.profiling
+        notices = []
+        if values is None:
+            notices.append(UNKNOWN_CUSTOMER_NOTICE)
+        elif not consent.profiling:
+            notices.append(NO_PROFILING_NOTICE)
+
+        dropped, scored = self._score_eligible(
+            version, values, personalised, consent, touchpoint, now
         )
-        propensities = self.model.predict(matrix)
-        expected = expected_values(propensities, candidates.values, candidates.costs)
-        scored = [
-            ScoredAction(action, float(p), float(ev))
-            for action, p, ev in zip(candidates.actions, propensities, expected, strict=True)
-        ]
-        scored.append(ScoredAction(self.catalog.no_action, None, self.threshold))
-        winner = best_index(expected, self.threshold)
-        ranked = sorted(scored, key=lambda s: s.expected_value, reverse=True)
-        if winner is None:  # nothing beats the threshold: 'no action' goes first
-            ranked.remove(scored[-1])
-            ranked.insert(0, scored[-1])
+        with self.decision_log.customer_session(customer_id) as session:
+            history = session.history(now - version.lookback)
+            capped = contact_drops(version.catalog, scored.actions, history, now)
+            dropped.extend(capped)
+            blocked = {d.action_id for d in capped}
+            keep = [i for i, a in enumerate(scored.actions) if a.id not in blocked]
+            ranked, pool, greedy = self._arbitrate(version, scored, keep)
+            probabilities = selection_probabilities(
+                np.array([s.expected_value for s in pool]),
+                greedy,
+                version.catalog.policy.exploration_at(touchpoint),
+            )
+            shown = draw(probabilities, self._rng)
+            chosen = pool[shown]
+            decision_id = str(uuid.uuid4())
+            session.append(
+                DecisionRecord(
+                    decision_id=decision_id,
+                    created_at=now,
+                    customer_id=customer_id,
+                    touchpoint=touchpoint.value,
+                    model_name=self.model.name,
+                    model_version=self.model.version,
+                    personalised=personalised,
+                    chosen_action=chosen.action.id,
+                    selection_probability=float(probabilities[shown]),
+                    explored=shown != greedy,
+                    candidates=tuple(
+                        LoggedCandidate(s.action.id, s.propensity, s.expected_value) for s in ranked
+                    ),
+                )
+            )
+
+        reasons: list[Reason] = []
+        if with_reasons and personalised and chosen.propensity is not None and values is not None:
+            row = scored.actions.index(chosen.action)
+            reasons = top_reasons(
+                self.model, scored.matrix[row : row + 1], values, self.descriptions
+            )
         return Decision(
-            decision_id=str(uuid.uuid4()),
+            decision_id=decision_id,
             customer_id=customer_id,
             touchpoint=touchpoint,
             model=self.model,
-            personalised=values is not None,
-            chosen=ranked[0],
+            personalised=personalised,
+            chosen=chosen,
             ranked=ranked,
+            selection_probability=float(probabilities[shown]),
+            explored=shown != greedy,
+            explanation=self._explain(version, chosen, shown != greedy, len(keep)),
+            reasons=reasons,
+            dropped=dropped,
             notices=notices,
         )
+
+    def warm_up(self) -> None:
+        """Run the read and scoring paths once per touchpoint, without logging anything."""
+        version = self.catalogs.current
+        values = self.features.read("__warmup__")
+        everyone = Consent(frozenset(Touchpoint), True)
+        for touchpoint in Touchpoint:
+            _, scored = self._score_eligible(version, values, True, everyone, touchpoint, 0.0)
+            if len(scored.actions):
+                self.model.booster.predict(scored.matrix[:1], pred_contrib=True, num_threads=1)
+
+    def _score_eligible(
+        self,
+        version: CatalogVersion,
+        values: dict[str, Any] | None,
+        personalised: bool,
+        consent: Consent,
+        touchpoint: Touchpoint,
+        now: float,
+    ) -> tuple[list[Drop], _Scored]:
+        candidates = version.by_touchpoint[touchpoint]
+        today = datetime.fromtimestamp(now, UTC).date()
+        dropped: list[Drop] = []
+        rows: list[int] = []
+        for i, action in enumerate(candidates.actions):
+            drop = pre_scoring_drop(action, values, consent, touchpoint, today)
+            if drop:
+                dropped.append(drop)
+            else:
+                rows.append(i)
+        spec = self.model.spec
+        matrix = featurize(
+            spec,
+            customer_vector(spec, values if personalised else None),
+            [candidates.ids[i] for i in rows],
+            [candidates.types[i] for i in rows],
+            [touchpoint.value] * len(rows),
+        )
+        propensities = self.model.predict(matrix) if rows else np.empty(0)
+        expected = expected_values(
+            propensities * candidates.levers[rows], candidates.values[rows], candidates.costs[rows]
+        )
+        actions = [candidates.actions[i] for i in rows]
+        return dropped, _Scored(actions, matrix, propensities, expected)
+
+    @staticmethod
+    def _arbitrate(
+        version: CatalogVersion, scored: _Scored, keep: list[int]
+    ) -> tuple[list[ScoredAction], list[ScoredAction], int]:
+        """Rank by (beats threshold or must-do, priority tier, expected value); build the pool.
+
+        Returns the ranked list (no_action included), the pool exploration draws from and
+        the index in the pool of the arbitration winner.
+        """
+        threshold = version.catalog.policy.no_action_threshold
+        options = [
+            ScoredAction(
+                scored.actions[i], float(scored.propensities[i]), float(scored.expected[i])
+            )
+            for i in keep
+        ]
+        nothing = ScoredAction(version.catalog.no_action, None, threshold)
+
+        def rank_key(s: ScoredAction) -> tuple[int, int, float]:
+            if s is nothing:
+                return (0, 0, float("inf"))
+            # Must-do actions (priority > 0) win whenever they pass the rules.
+            above = s.expected_value > threshold or s.action.priority > 0
+            return (int(above), s.action.priority if above else 0, s.expected_value)
+
+        ranked = sorted([*options, nothing], key=rank_key, reverse=True)
+        winner = ranked[0]
+        if winner is nothing:
+            pool = [nothing, *(s for s in options if s.action.priority == 0)]
+        else:
+            pool = [
+                s
+                for s in ranked
+                if s is not nothing and s.action.priority == winner.action.priority
+            ]
+        return ranked, pool, pool.index(winner)
+
+    @staticmethod
+    def _explain(
+        version: CatalogVersion, chosen: ScoredAction, explored: bool, eligible: int
+    ) -> str:
+        threshold = version.catalog.policy.no_action_threshold
+        if chosen.propensity is None:
+            return (
+                f"No action: none of the {eligible} eligible actions has an expected value "
+                f"above {threshold:g} EUR."
+            )
+        action = chosen.action
+        lever = f" x lever {action.lever:g}" if action.lever != 1 else ""
+        text = (
+            f"Expected value {chosen.expected_value:.2f} EUR = {chosen.propensity:.1%} chance "
+            f"of acceptance x {action.value:g} EUR{lever} - {action.cost:g} EUR cost"
+        )
+        if explored:
+            return text + "; shown to explore (not the top-ranked action)."
+        if action.priority > 0:
+            return text + f"; must-do action (priority {action.priority}), ranked above all others."
+        return text + f"; the best of {eligible} eligible actions."

@@ -40,3 +40,24 @@ class NotReadyError(NBAError):
 
     code = "not_ready"
     status_code = 503
+
+
+class DecisionLogError(NBAError):
+    """The decision log cannot be read or written."""
+
+    code = "decision_log_unavailable"
+    status_code = 503
+
+
+class UnknownDecisionError(NBAError):
+    """Feedback names a decision the log does not hold."""
+
+    code = "decision_not_found"
+    status_code = 404
+
+
+class ActionNotInDecisionError(NBAError):
+    """Feedback names an action that was not a candidate of that decision."""
+
+    code = "action_not_in_decision"
+    status_code = 422

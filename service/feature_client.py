@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,23 +21,38 @@ def feature_service_columns(store: FeatureStore, service_name: str) -> list[str]
 
 
 class OnlineFeatures:
-    """Reads one customer's features with a single `get_online_features` call."""
+    """Reads everything the engine needs about one customer in one `get_online_features` call.
 
-    def __init__(self, repo_path: Path, service_name: str) -> None:
+    `service_names` are Feast feature services (the model's features and the consent flags);
+    their features are read together, by reference, in a single call.
+    """
+
+    def __init__(self, repo_path: Path, service_names: Sequence[str]) -> None:
         try:
             self._store = FeatureStore(repo_path=str(repo_path))
-            self._service = self._store.get_feature_service(service_name)
-            self.columns = feature_service_columns(self._store, service_name)
+            services = [self._store.get_feature_service(name) for name in service_names]
         except Exception as exc:  # Feast raises many types for a missing or broken repo
             raise FeatureStoreError(
-                f"cannot open feature service '{service_name}' in {repo_path}: {exc}"
+                f"cannot open feature services {list(service_names)} in {repo_path}: {exc}"
             ) from exc
+        self._refs: list[str] = []
+        self.columns: list[str] = []
+        self.descriptions: dict[str, str] = {}
+        for service in services:
+            for projection in service.feature_view_projections:
+                for field in projection.features:
+                    if field.name in self.descriptions:
+                        continue
+                    view = projection.name_alias or projection.name
+                    self._refs.append(f"{view}:{field.name}")
+                    self.columns.append(field.name)
+                    self.descriptions[field.name] = field.description
 
     def read(self, customer_id: str) -> dict[str, Any] | None:
         """The customer's feature values, or None when the store knows no such customer."""
         try:
             response = self._store.get_online_features(
-                features=self._service, entity_rows=[{"customer_id": customer_id}]
+                features=self._refs, entity_rows=[{"customer_id": customer_id}]
             ).to_dict()
         except Exception as exc:
             raise FeatureStoreError(f"online feature read failed: {exc}") from exc

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
@@ -10,9 +11,12 @@ from service.engine import DecisionEngine
 from service.errors import NotReadyError
 from service.runtime import Runtime
 from service.schemas import (
+    CatalogStatus,
     DecisionRequest,
     DecisionResponse,
     ErrorResponse,
+    FeedbackRequest,
+    FeedbackResponse,
     HealthResponse,
     ModelResponse,
 )
@@ -34,10 +38,15 @@ def get_engine(runtime: Annotated[Runtime, Depends(get_runtime)]) -> DecisionEng
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 EngineDep = Annotated[DecisionEngine, Depends(get_engine)]
 
-ERRORS: dict[int | str, dict[str, object]] = {
-    422: {"model": ErrorResponse, "description": "Invalid request; details name each field"},
-    503: {"model": ErrorResponse, "description": "Model or feature store not available"},
-}
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, object]]:
+    descriptions = {
+        404: "Unknown decision",
+        422: "Invalid request; details name each field",
+        503: "Model, feature store or decision log not available",
+    }
+    return {s: {"model": ErrorResponse, "description": descriptions[s]} for s in statuses}
+
 
 router = APIRouter()
 
@@ -45,16 +54,41 @@ router = APIRouter()
 @router.post(
     "/v1/decisions",
     response_model=DecisionResponse,
-    responses=ERRORS,
+    responses=_errors(422, 503),
     tags=["decisions"],
     summary="Next best action for one customer at one touchpoint",
 )
 def create_decision(body: DecisionRequest, engine: EngineDep) -> DecisionResponse:
-    """Score every action allowed at the touchpoint and return the one of highest expected value.
+    """Apply consent, eligibility and contact rules, score the remaining actions, and return
+    the one of highest expected value (or `no_action`), with reasons.
 
-    An unknown customer gets a non-personalised answer (`personalised: false`) with a notice.
+    An unknown customer, or one who objected to profiling, gets a non-personalised answer
+    (`personalised: false`) with a notice. Every answer is written to the decision log.
     """
-    return DecisionResponse.of(engine.decide(body.customer_id, body.touchpoint))
+    decision = engine.decide(body.customer_id, body.touchpoint, with_reasons=body.reasons)
+    return DecisionResponse.of(decision, explain=body.explain)
+
+
+@router.post(
+    "/v1/feedback",
+    status_code=202,
+    response_model=FeedbackResponse,
+    responses=_errors(404, 422, 503),
+    tags=["feedback"],
+    summary="Record what the customer did with a decision",
+)
+def create_feedback(body: FeedbackRequest, runtime: RuntimeDep) -> FeedbackResponse:
+    """Answered with 202 only once the event is durably stored. Sending the same
+    (decision, action, outcome) again is harmless: `status` says `duplicate`."""
+    created = runtime.decision_log.record_feedback(
+        str(body.decision_id), body.action_id, body.outcome, time.time()
+    )
+    return FeedbackResponse(
+        decision_id=body.decision_id,
+        action_id=body.action_id,
+        outcome=body.outcome,
+        status="recorded" if created else "duplicate",
+    )
 
 
 @router.get("/health/live", response_model=HealthResponse, tags=["health"])
@@ -63,11 +97,17 @@ def live() -> HealthResponse:
     return HealthResponse(status="ok")
 
 
-@router.get("/health/ready", response_model=HealthResponse, responses=ERRORS, tags=["health"])
+@router.get("/health/ready", response_model=HealthResponse, responses=_errors(503), tags=["health"])
 def ready(runtime: RuntimeDep) -> HealthResponse:
-    """The model and the feature store are loaded; decisions can be served."""
+    """Model, feature store, catalog and decision log are loaded; decisions can be served."""
     model = runtime.model
+    current = runtime.catalogs.current
     return HealthResponse(
         status="ready",
         model=ModelResponse(name=model.name, version=model.version, alias=model.alias),
+        catalog=CatalogStatus(
+            actions=len(current.catalog.actions),
+            loaded_at=current.loaded_at,
+            last_reload_error=runtime.catalogs.last_error,
+        ),
     )

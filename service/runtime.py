@@ -3,36 +3,42 @@
 from __future__ import annotations
 
 import logging
+import random
 from dataclasses import dataclass
 
-from service.catalog import Catalog, load_catalog
+from service.catalog_holder import CatalogHolder
+from service.decision_log import DecisionLog, SqliteDecisionLog
 from service.engine import DecisionEngine
 from service.errors import ModelLoadError
 from service.feature_client import OnlineFeatures
 from service.model import LoadedModel, load_registered_model
 from service.settings import ServiceSettings
-from service.vocabulary import Touchpoint
 
 log = logging.getLogger(__name__)
-
-WARMUP_CUSTOMER = "__warmup__"
 
 
 @dataclass(frozen=True)
 class Runtime:
-    """The catalog, feature reader, model and engine of a running service."""
+    """The catalog, feature reader, model, decision log and engine of a running service."""
 
     settings: ServiceSettings
-    catalog: Catalog
+    catalogs: CatalogHolder
     features: OnlineFeatures
     model: LoadedModel
+    decision_log: DecisionLog
     engine: DecisionEngine
+
+    def close(self) -> None:
+        """Stop background work and close the decision log."""
+        self.catalogs.stop()
+        self.decision_log.close()
 
 
 def build_runtime(settings: ServiceSettings) -> Runtime:
-    """Load catalog, Feast store and model; check they fit together; warm the hot path up."""
-    catalog = load_catalog(settings.catalog_path)
-    features = OnlineFeatures(settings.feature_repo, settings.feature_service)
+    """Load features, model and catalog; check they fit together; open the decision log."""
+    features = OnlineFeatures(
+        settings.feature_repo, [settings.feature_service, settings.consent_feature_service]
+    )
     model = load_registered_model(
         settings.mlflow_tracking_uri,
         settings.model_name,
@@ -45,14 +51,23 @@ def build_runtime(settings: ServiceSettings) -> Runtime:
             f"model {model.name} version {model.version} needs features {sorted(missing)} that "
             f"feature service '{settings.feature_service}' does not serve"
         )
-    engine = DecisionEngine(catalog, model, features, settings.no_action_threshold)
-    for touchpoint in Touchpoint:
-        engine.decide(WARMUP_CUSTOMER, touchpoint)
+    catalogs = CatalogHolder(settings.catalog_path, set(features.columns))
+    decision_log = SqliteDecisionLog(settings.decision_log_path)
+    engine = DecisionEngine(
+        catalogs,
+        model,
+        features,
+        decision_log,
+        features.descriptions,
+        rng=random.Random(settings.exploration_seed),
+    )
+    engine.warm_up()
+    catalogs.watch(settings.catalog_reload_seconds)
     log.info(
         "serving %s version %s (@%s), %d actions in the catalog",
         model.name,
         model.version,
         model.alias,
-        len(catalog.actions),
+        len(catalogs.current.catalog.actions),
     )
-    return Runtime(settings, catalog, features, model, engine)
+    return Runtime(settings, catalogs, features, model, decision_log, engine)

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Literal
+from uuid import UUID
+
 from pydantic import BaseModel, ConfigDict, Field
 
+from service.decision_log import Outcome
 from service.engine import Decision, ScoredAction
+from service.reasons import Reason
+from service.rules import Drop, Rule
 from service.vocabulary import ActionType, Touchpoint
 
 CUSTOMER_ID_PATTERN = r"^[^\x00-\x1f\x7f]+$"
@@ -25,6 +31,8 @@ class DecisionRequest(BaseModel):
         description="The customer's ID, the same on every channel",
     )
     touchpoint: Touchpoint = Field(description="Where the customer is now")
+    reasons: bool = Field(True, description="Explain the shown action from feature contributions")
+    explain: bool = Field(False, description="Also list every dropped candidate and its rule")
 
 
 class ActionResponse(BaseModel):
@@ -59,20 +67,61 @@ class ModelResponse(BaseModel):
     alias: str
 
 
+class ReasonResponse(BaseModel):
+    """A customer fact that raised the predicted acceptance of the shown action."""
+
+    feature: str
+    value: float | None
+    contribution: float = Field(description="Contribution to the log-odds of acceptance")
+    text: str
+
+    @classmethod
+    def of(cls, reason: Reason) -> ReasonResponse:
+        """Build from the engine's reason."""
+        return cls(
+            feature=reason.feature,
+            value=reason.value,
+            contribution=reason.contribution,
+            text=reason.text,
+        )
+
+
+class DroppedResponse(BaseModel):
+    """A candidate a rule removed: the answer to 'why not X'."""
+
+    action_id: str
+    rule: Rule
+    detail: str
+
+    @classmethod
+    def of(cls, drop: Drop) -> DroppedResponse:
+        """Build from the engine's drop."""
+        return cls(action_id=drop.action_id, rule=drop.rule, detail=drop.detail)
+
+
 class DecisionResponse(BaseModel):
-    """The recommendation, the ranked candidates and the provenance of the answer."""
+    """The recommendation, why, the ranked candidates and the provenance of the answer."""
 
     decision_id: str
     customer_id: str
     touchpoint: Touchpoint
     personalised: bool = Field(description="False when no customer features went into the model")
     action: ActionResponse
-    ranked: list[ActionResponse]
+    selection_probability: float = Field(
+        description="Probability with which this action was chosen (exploration included)"
+    )
+    explored: bool = Field(description="True when exploration showed other than the top action")
+    explanation: str = Field(description="How arbitration chose the action, in one sentence")
+    reasons: list[ReasonResponse]
+    ranked: list[ActionResponse] = Field(description="Eligible candidates, best first")
+    dropped: list[DroppedResponse] | None = Field(
+        None, description="Candidates removed by a rule (only with explain: true)"
+    )
     model: ModelResponse
     notices: list[str]
 
     @classmethod
-    def of(cls, decision: Decision) -> DecisionResponse:
+    def of(cls, decision: Decision, explain: bool) -> DecisionResponse:
         """Build from the engine's decision."""
         return cls(
             decision_id=decision.decision_id,
@@ -80,12 +129,47 @@ class DecisionResponse(BaseModel):
             touchpoint=decision.touchpoint,
             personalised=decision.personalised,
             action=ActionResponse.of(decision.chosen),
+            selection_probability=decision.selection_probability,
+            explored=decision.explored,
+            explanation=decision.explanation,
+            reasons=[ReasonResponse.of(r) for r in decision.reasons],
             ranked=[ActionResponse.of(s) for s in decision.ranked],
+            dropped=[DroppedResponse.of(d) for d in decision.dropped] if explain else None,
             model=ModelResponse(
                 name=decision.model.name, version=decision.model.version, alias=decision.model.alias
             ),
             notices=decision.notices,
         )
+
+
+class FeedbackRequest(BaseModel):
+    """What happened after a decision: impression, click, accept, reject or dismiss."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "decision_id": "0b9a7f9e-5c1e-4a53-9d0c-3f1b2a7c9e11",
+                    "action_id": "personal_loan_offer",
+                    "outcome": "accept",
+                }
+            ]
+        },
+    )
+
+    decision_id: UUID = Field(description="decision_id of the answer the feedback is about")
+    action_id: str = Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")
+    outcome: Outcome
+
+
+class FeedbackResponse(BaseModel):
+    """Feedback is durable when this is returned."""
+
+    decision_id: UUID
+    action_id: str
+    outcome: Outcome
+    status: Literal["recorded", "duplicate"]
 
 
 class ErrorDetail(BaseModel):
@@ -109,8 +193,17 @@ class ErrorResponse(BaseModel):
     error: ErrorBody
 
 
+class CatalogStatus(BaseModel):
+    """Which catalog serves, and why the last reload was refused, if it was."""
+
+    actions: int
+    loaded_at: float
+    last_reload_error: str | None
+
+
 class HealthResponse(BaseModel):
     """Liveness or readiness."""
 
     status: str
     model: ModelResponse | None = None
+    catalog: CatalogStatus | None = None

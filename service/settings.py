@@ -26,8 +26,17 @@ class ServiceSettings(BaseSettings):
     model_alias: str = Field("champion", description="Registry alias the service serves")
     model_cache_dir: Path = Field(Path("models"), description="Local copies of loaded models")
     catalog_path: Path = Field(DEFAULT_CATALOG, description="Action catalog YAML file")
-    no_action_threshold: float = Field(
-        0.0, description="Expected value (EUR) an action must beat, else the answer is no_action"
+    catalog_reload_seconds: float = Field(
+        5.0, ge=0, description="How often to check the catalog file for changes (0: never)"
+    )
+    consent_feature_service: str = Field(
+        "nba_consent", description="Feast feature service with the consent flags"
+    )
+    decision_log_path: Path = Field(
+        Path("data/decision_log.db"), description="SQLite decision log (decisions and feedback)"
+    )
+    exploration_seed: int | None = Field(
+        None, description="Seed of the exploration draws (unset: fresh randomness)"
     )
     host: str = Field("127.0.0.1", description="Address the API binds to")
     port: int = Field(8000, ge=1, le=65535, description="Port the API listens on")

@@ -179,7 +179,7 @@ def train_and_register(settings: TrainingSettings, catalog: Catalog) -> TrainRes
             spec,
             lambda x: np.asarray(booster.predict(x)),
             settings.exploration,
-            settings.no_action_threshold,
+            catalog.policy.no_action_threshold,
         )
         metrics |= {f"holdout_{k}": v for k, v in values.items()}
     metrics["train_seconds"] = time.perf_counter() - started

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -12,26 +11,14 @@ import pytest
 from feast import FeatureStore
 from mlflow.tracking import MlflowClient
 
-from service.catalog import Catalog
 from service.features import customer_vector, featurize
 from service.model import load_registered_model
-from service.vocabulary import Touchpoint
 from tests.conftest import Stack
-from tests.integration.server import running_service
+from tests.integration.conftest import CustomerPicker
 
 pytestmark = pytest.mark.integration
 
-KNOWN = "C0000042"
-
-
-@pytest.fixture(scope="module")
-def api(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
-    log = tmp_path_factory.mktemp("logs") / "service.log"
-    with (
-        running_service(stack.env, stack.root, log) as url,
-        httpx.Client(base_url=url, timeout=10) as client,
-    ):
-        yield client
+PERSONALISED = "consent_profiling == 1 and consent_marketing_call_center == 1"
 
 
 def decide(api: httpx.Client, **body: object) -> httpx.Response:
@@ -39,32 +26,31 @@ def decide(api: httpx.Client, **body: object) -> httpx.Response:
 
 
 def test_health_endpoints(api: httpx.Client) -> None:
-    assert api.get("/health/live").json() == {"status": "ok", "model": None}
+    assert api.get("/health/live").json()["status"] == "ok"
     ready = api.get("/health/ready").json()
     assert ready["status"] == "ready"
     assert ready["model"] == {"name": "nba-propensity", "version": "2", "alias": "champion"}
+    assert ready["catalog"]["actions"] == 20
 
 
 def test_decision_comes_from_the_registered_champion(
-    api: httpx.Client, stack: Stack, catalog: Catalog, tmp_path: Path
+    api: httpx.Client, stack: Stack, picker: CustomerPicker, tmp_path: Path
 ) -> None:
-    response = decide(api, customer_id=KNOWN, touchpoint="call_center")
+    customer = picker.pick(PERSONALISED)
+    response = decide(api, customer_id=customer, touchpoint="call_center")
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["personalised"] is True
     assert body["model"]["version"] == "2"
-    assert body["action"] == body["ranked"][0]
-    allowed = {a.id for a in catalog.candidates(Touchpoint.CALL_CENTER)} | {"no_action"}
-    assert {r["action_id"] for r in body["ranked"]} == allowed
-    values = [r["expected_value"] for r in body["ranked"]]
-    assert values == sorted(values, reverse=True)
+    assert body["action"] == body["ranked"][0], "no exploration at the call center"
+    assert body["selection_probability"] == 1.0 and body["explored"] is False
 
     # Recompute the scores independently: Feast online read + registry model + featurisation.
     model = load_registered_model(stack.tracking_uri, "nba-propensity", "champion", tmp_path)
     store = FeatureStore(repo_path=str(stack.feature_repo))
     online = store.get_online_features(
         features=store.get_feature_service("nba_model_features"),
-        entity_rows=[{"customer_id": KNOWN}],
+        entity_rows=[{"customer_id": customer}],
     ).to_dict()
     values_now = {k: v[0] for k, v in online.items()}
     scored = [r for r in body["ranked"] if r["propensity"] is not None]
@@ -86,29 +72,33 @@ def test_served_model_is_the_logged_lightgbm_model(api: httpx.Client, stack: Sta
     assert mlflow.lightgbm.load_model(str(cached)).num_feature() > 20
 
 
-def test_every_touchpoint_answers(api: httpx.Client) -> None:
-    for touchpoint in Touchpoint:
-        response = decide(api, customer_id="C0000007", touchpoint=touchpoint.value)
+def test_every_touchpoint_answers(api: httpx.Client, picker: CustomerPicker) -> None:
+    customer = picker.pick("consent_profiling == 1")
+    for touchpoint in ("web", "app", "call_center", "email", "store"):
+        response = decide(api, customer_id=customer, touchpoint=touchpoint)
         assert response.status_code == 200, response.text
 
 
 def test_unknown_customer_gets_a_flagged_non_personalised_answer(api: httpx.Client) -> None:
-    response = decide(api, customer_id="not-a-customer-😀", touchpoint="web")
+    response = decide(api, customer_id="not-a-customer-😀", touchpoint="store")
     assert response.status_code == 200
     body = response.json()
     assert body["personalised"] is False
     assert "not personalised" in body["notices"][0]
+    assert body["reasons"] == []
+    assert all(r["type"] in ("service", "info", "no_action") for r in body["ranked"])
 
 
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ({"customer_id": KNOWN, "touchpoint": "fax"}, "touchpoint"),
+        ({"customer_id": "C0000001", "touchpoint": "fax"}, "touchpoint"),
         ({"touchpoint": "web"}, "customer_id"),
         ({"customer_id": "", "touchpoint": "web"}, "customer_id"),
         ({"customer_id": "x" * 129, "touchpoint": "web"}, "customer_id"),
         ({"customer_id": "bad\nid", "touchpoint": "web"}, "customer_id"),
-        ({"customer_id": KNOWN, "touchpoint": "web", "extra": 1}, "extra"),
+        ({"customer_id": "C0000001", "touchpoint": "web", "extra": 1}, "extra"),
+        ({"customer_id": "C0000001", "touchpoint": "web", "explain": "maybe"}, "explain"),
     ],
 )
 def test_bad_input_gets_422_naming_the_field(
@@ -133,8 +123,10 @@ def test_malformed_json_and_unknown_route_use_the_error_format(api: httpx.Client
     assert missing.json()["error"]["code"] == "not_found"
 
 
-def test_openapi_documents_the_decision_endpoint(api: httpx.Client) -> None:
+def test_openapi_documents_every_endpoint(api: httpx.Client) -> None:
     spec = api.get("/openapi.json").json()
-    operation = spec["paths"]["/v1/decisions"]["post"]
-    assert {"200", "422", "503"} <= set(operation["responses"])
+    decisions = spec["paths"]["/v1/decisions"]["post"]
+    assert {"200", "422", "503"} <= set(decisions["responses"])
+    feedback = spec["paths"]["/v1/feedback"]["post"]
+    assert {"202", "404", "422", "503"} <= set(feedback["responses"])
     assert api.get("/docs").status_code == 200

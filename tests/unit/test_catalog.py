@@ -1,9 +1,12 @@
+import os
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
 from service.catalog import Catalog, load_catalog
+from service.catalog_holder import CatalogHolder
 from service.errors import CatalogError
 from service.settings import DEFAULT_CATALOG
 from service.vocabulary import ActionType, Touchpoint
@@ -73,3 +76,62 @@ def test_unreadable_and_invalid_yaml(tmp_path: Path) -> None:
     bad.write_text("actions: [\n", encoding="utf-8")
     with pytest.raises(CatalogError, match="not valid YAML"):
         load_catalog(bad)
+
+
+def test_conditions_over_features_the_store_does_not_serve_are_refused(catalog: Catalog) -> None:
+    served = {f for features in catalog.referenced_features().values() for f in features}
+    catalog.check_features(served)
+    with pytest.raises(CatalogError) as err:
+        catalog.check_features(served - {"has_mortgage"})
+    assert "action 'mortgage_consultation', field 'eligibility'" in err.value.message
+    assert "has_mortgage" in err.value.message
+
+
+def test_reload_swaps_a_good_catalog_and_keeps_the_last_good_one(
+    tmp_path: Path, catalog: Catalog
+) -> None:
+    served = {f for features in catalog.referenced_features().values() for f in features}
+    path = _write(tmp_path, _shipped())
+    holder = CatalogHolder(path, served)
+    first = holder.current
+    raw = _shipped()
+    raw["actions"][0]["value"] = 999
+    _write(tmp_path, raw)
+    assert holder.reload()
+    assert holder.current is not first
+    assert holder.current.catalog.by_id("credit_card_offer").value == 999
+    good = holder.current
+    raw["actions"][0]["touchpoints"] = ["fax"]
+    _write(tmp_path, raw)
+    assert not holder.reload()
+    assert holder.current is good
+    assert "credit_card_offer" in (holder.last_error or "")
+    _write(tmp_path, _shipped())
+    assert holder.reload() and holder.last_error is None
+
+
+def test_watcher_picks_up_a_changed_file(tmp_path: Path, catalog: Catalog) -> None:
+    served = {f for features in catalog.referenced_features().values() for f in features}
+    path = _write(tmp_path, _shipped())
+    holder = CatalogHolder(path, served)
+    holder.watch(0.05)
+    try:
+        raw = _shipped()
+        raw["policy"]["no_action_threshold"] = 7.5
+        _write(tmp_path, raw)
+        os.utime(path, (time.time() + 5, time.time() + 5))
+        deadline = time.monotonic() + 10
+        while holder.current.catalog.policy.no_action_threshold != 7.5:
+            assert time.monotonic() < deadline, "the watcher did not reload the catalog"
+            time.sleep(0.05)
+    finally:
+        holder.stop()
+
+
+def test_a_broken_catalog_refuses_to_load_at_start(tmp_path: Path) -> None:
+    raw = _shipped()
+    raw["actions"][3]["eligibility"] = [{"feature": "age", "op": "between", "value": 3}]
+    with pytest.raises(CatalogError) as err:
+        CatalogHolder(_write(tmp_path, raw), {"age"})
+    assert "action 'savings_account_offer'" in err.value.message
+    assert "eligibility.0.op" in err.value.message

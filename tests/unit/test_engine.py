@@ -1,92 +1,192 @@
-"""The engine's own logic, on a small real LightGBM model and an in-memory feature reader."""
+"""The engine's own logic on a small real model, real SQLite log, in-memory features."""
 
-from typing import Any
+from __future__ import annotations
 
-import lightgbm as lgb
-import numpy as np
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
-from service.catalog import Catalog
-from service.engine import UNKNOWN_CUSTOMER_NOTICE, DecisionEngine
-from service.features import FeatureSpec, featurize
-from service.model import LoadedModel
+from service.catalog import Catalog, ConsentPurpose
+from service.decision_log import Outcome
+from service.engine import NO_PROFILING_NOTICE, UNKNOWN_CUSTOMER_NOTICE
+from service.rules import Rule
 from service.vocabulary import ActionType, Touchpoint
+from tests.unit.engine_kit import CALM_CUSTOMER, make_kit
 
 
-class DictFeatures:
-    def __init__(self, rows: dict[str, dict[str, Any]]) -> None:
-        self.rows = rows
-
-    def read(self, customer_id: str) -> dict[str, Any] | None:
-        return self.rows.get(customer_id)
+def with_changes(catalog: Catalog, **policy: object) -> Catalog:
+    raw = catalog.model_dump(mode="json")
+    raw["policy"].update(policy)
+    return Catalog.model_validate(raw)
 
 
-@pytest.fixture(scope="module")
-def model(catalog: Catalog) -> LoadedModel:
-    """A booster that learned: customers with a complaint accept resolve_complaint only."""
-    spec = FeatureSpec(
-        customer_features=("open_complaints",), actions=tuple(a.id for a in catalog.actions)
+def test_open_complaint_is_fixed_first_and_offers_say_why_not(catalog, model, tmp_path) -> None:
+    kit = make_kit(
+        catalog, model, tmp_path / "log.db", {"c1": {**CALM_CUSTOMER, "open_complaints": 1}}
     )
-    rng = np.random.default_rng(0)
-    actions = [a for a in catalog.actions if a.type is not ActionType.NO_ACTION]
-    n = 6000
-    picked = rng.integers(0, len(actions), n)
-    complaint = rng.integers(0, 2, n).astype(float)
-    ids = [actions[i].id for i in picked]
-    matrix = featurize(
-        spec, complaint[:, None], ids, [actions[i].type.value for i in picked], ["web"] * n
-    )
-    is_fix = np.array([i == "resolve_complaint" for i in ids])
-    p = np.where(is_fix, np.where(complaint == 1, 0.8, 0.01), np.where(complaint == 1, 0.01, 0.2))
-    labels = (rng.random(n) < p).astype(float)
-    booster = lgb.train(
-        {"objective": "binary", "verbose": -1, "min_data_in_leaf": 20},
-        lgb.Dataset(
-            matrix,
-            labels,
-            feature_name=spec.feature_names,
-            categorical_feature=spec.categorical_features,
-        ),
-        num_boost_round=60,
-    )
-    return LoadedModel(booster=booster, spec=spec, name="test", version="1", alias="champion")
-
-
-def test_complaint_gets_fixed_first(catalog: Catalog, model: LoadedModel) -> None:
-    engine = DecisionEngine(catalog, model, DictFeatures({"c1": {"open_complaints": 1}}))
-    decision = engine.decide("c1", Touchpoint.WEB)
+    decision = kit.engine.decide("c1", Touchpoint.CALL_CENTER)
     assert decision.chosen.action.id == "resolve_complaint"
-    assert decision.personalised and decision.notices == []
+    assert "must-do action (priority 10)" in decision.explanation
+    offers = {d.action_id: d for d in decision.dropped if d.rule is Rule.ELIGIBILITY}
+    assert "credit_card_offer" in offers
+    assert "open_complaints eq 0.0 does not hold" in offers["credit_card_offer"].detail
+    assert all(s.action.type is not ActionType.OFFER for s in decision.ranked)
 
 
-def test_ranking_is_by_expected_value_and_limited_to_the_touchpoint(
-    catalog: Catalog, model: LoadedModel
+def test_ranking_by_tier_then_expected_value(catalog, model, tmp_path) -> None:
+    kit = make_kit(catalog, model, tmp_path / "log.db", {"c0": CALM_CUSTOMER})
+    decision = kit.engine.decide("c0", Touchpoint.EMAIL)
+    threshold = catalog.policy.no_action_threshold
+    above = [
+        s for s in decision.ranked if s.propensity is not None and s.expected_value > threshold
+    ]
+    assert decision.ranked[: len(above)] == sorted(
+        above, key=lambda s: s.expected_value, reverse=True
+    )
+    assert decision.ranked[len(above)].action.id == "no_action"
+    for scored in above:
+        a = scored.action
+        assert scored.expected_value == pytest.approx(
+            scored.propensity * a.value * a.lever - a.cost
+        )
+
+
+def test_no_marketing_consent_leaves_only_non_marketing_actions(catalog, model, tmp_path) -> None:
+    customer = {**CALM_CUSTOMER, "consent_marketing_store": 0}
+    kit = make_kit(catalog, model, tmp_path / "log.db", {"c": customer})
+    decision = kit.engine.decide("c", Touchpoint.STORE, with_reasons=True)
+    assert all(s.action.consent is ConsentPurpose.NONE for s in decision.ranked)
+    consent_drops = {d.action_id for d in decision.dropped if d.rule is Rule.MARKETING_CONSENT}
+    marketing = {
+        a.id for a in catalog.candidates(Touchpoint.STORE) if a.consent is ConsentPurpose.MARKETING
+    }
+    assert consent_drops == marketing
+    # The same customer still gets marketing where they consented.
+    web = kit.engine.decide("c", Touchpoint.WEB)
+    assert not any(d.rule is Rule.MARKETING_CONSENT for d in web.dropped)
+
+
+def test_profiling_objection_gives_a_non_personalised_answer(catalog, model, tmp_path) -> None:
+    young = {**CALM_CUSTOMER, "age": 20, "consent_profiling": 0}
+    old = {**CALM_CUSTOMER, "age": 80, "consent_profiling": 0}
+    kit = make_kit(catalog, model, tmp_path / "log.db", {"young": young, "old": old})
+    a = kit.engine.decide("young", Touchpoint.WEB)
+    b = kit.engine.decide("old", Touchpoint.WEB)
+    assert not a.personalised and a.notices == [NO_PROFILING_NOTICE]
+    assert a.reasons == []
+    # No customer feature reached the model: actions both may get have the same scores.
+    scores_a = {s.action.id: s.propensity for s in a.ranked}
+    scores_b = {s.action.id: s.propensity for s in b.ranked}
+    common = scores_a.keys() & scores_b.keys()
+    assert len(common) > 3
+    assert all(scores_a[k] == scores_b[k] for k in common)
+
+
+def test_unknown_customer_gets_no_marketing_and_no_personalisation(
+    catalog, model, tmp_path
 ) -> None:
-    engine = DecisionEngine(catalog, model, DictFeatures({"c0": {"open_complaints": 0}}))
-    decision = engine.decide("c0", Touchpoint.EMAIL)
-    values = [s.expected_value for s in decision.ranked]
-    assert values == sorted(values, reverse=True)
-    allowed = {a.id for a in catalog.candidates(Touchpoint.EMAIL)} | {"no_action"}
-    assert {s.action.id for s in decision.ranked} == allowed
-    for scored in decision.ranked:
-        if scored.propensity is not None:
-            expected = scored.propensity * scored.action.value - scored.action.cost
-            assert scored.expected_value == pytest.approx(expected)
-
-
-def test_unknown_customer_gets_a_flagged_non_personalised_answer(
-    catalog: Catalog, model: LoadedModel
-) -> None:
-    engine = DecisionEngine(catalog, model, DictFeatures({}))
-    decision = engine.decide("nobody", Touchpoint.STORE)
+    kit = make_kit(catalog, model, tmp_path / "log.db", {})
+    decision = kit.engine.decide("nobody", Touchpoint.STORE)
     assert not decision.personalised
     assert decision.notices == [UNKNOWN_CUSTOMER_NOTICE]
+    assert all(s.action.consent is ConsentPurpose.NONE for s in decision.ranked)
+    unknown = [d for d in decision.dropped if d.rule is Rule.ELIGIBILITY]
+    assert unknown and all("unknown" in d.detail for d in unknown)
 
 
-def test_high_threshold_answers_no_action(catalog: Catalog, model: LoadedModel) -> None:
-    engine = DecisionEngine(
-        catalog, model, DictFeatures({"c0": {"open_complaints": 0}}), threshold=10_000.0
+def test_reasons_come_from_feature_contributions(catalog, model, tmp_path) -> None:
+    kit = make_kit(catalog, model, tmp_path / "log.db", {"c": {**CALM_CUSTOMER, "age": 22}})
+    decision = kit.engine.decide("c", Touchpoint.WEB)
+    assert decision.chosen.propensity is not None
+    contributions = [r.contribution for r in decision.reasons]
+    assert contributions == sorted(contributions, reverse=True)
+    assert all(c > 0 for c in contributions)
+    by_feature = {r.feature: r for r in decision.reasons}
+    # In this model both no complaint and a young age raise acceptance of offers.
+    assert by_feature["age"].value == 22
+    assert by_feature["age"].text.startswith("Age of the customer in years: 22")
+    assert by_feature["open_complaints"].text.startswith("Complaints not yet resolved: 0")
+    assert kit.engine.decide("c", Touchpoint.WEB, with_reasons=False).reasons == []
+
+
+def test_action_cap_and_customer_cap_read_the_decision_log(catalog, model, tmp_path) -> None:
+    kit = make_kit(
+        with_changes(catalog, customer_contact_cap={"max_count": 3, "window_days": 7}),
+        model,
+        tmp_path / "log.db",
+        {"c": CALM_CUSTOMER},
     )
-    decision = engine.decide("c0", Touchpoint.WEB)
+    shown = [kit.engine.decide("c", Touchpoint.CALL_CENTER).chosen.action.id for _ in range(3)]
+    assert "no_action" not in shown
+    fourth = kit.engine.decide("c", Touchpoint.CALL_CENTER)
+    assert fourth.chosen.action.id == "no_action"
+    assert {d.rule for d in fourth.dropped} >= {Rule.CUSTOMER_CONTACT_CAP}
+    assert any("3 contacts in the last 7 days" in d.detail for d in fourth.dropped)
+    kit.clock.advance(8)  # the customer cap window has passed; per-action 30-day caps remain
+    later = kit.engine.decide("c", Touchpoint.CALL_CENTER)
+    for action_id, count in Counter(shown).items():
+        cap = catalog.by_id(action_id).contact_policy.cap
+        if cap and count >= cap.max_count:
+            drop = next(d for d in later.dropped if d.action_id == action_id)
+            assert drop.rule is Rule.ACTION_CONTACT_CAP
+
+
+def test_rejection_starts_a_cool_down(catalog, model, tmp_path) -> None:
+    kit = make_kit(catalog, model, tmp_path / "log.db", {"c": CALM_CUSTOMER})
+    first = kit.engine.decide("c", Touchpoint.CALL_CENTER)
+    action = first.chosen.action
+    assert kit.log.record_feedback(first.decision_id, action.id, Outcome.REJECT, kit.clock())
+    kit.clock.advance(1)
+    nextday = kit.engine.decide("c", Touchpoint.CALL_CENTER)
+    drop = next(d for d in nextday.dropped if d.action_id == action.id)
+    assert drop.rule is Rule.COOLDOWN_AFTER_REJECT
+    assert "said no 1.0 days ago" in drop.detail
+    kit.clock.advance(action.contact_policy.cooldown_days_after_reject + 1)
+    much_later = kit.engine.decide("c", Touchpoint.CALL_CENTER)
+    assert action.id not in {
+        d.action_id for d in much_later.dropped if d.rule is Rule.COOLDOWN_AFTER_REJECT
+    }
+
+
+def test_nothing_above_the_threshold_answers_no_action(catalog, model, tmp_path) -> None:
+    kit = make_kit(
+        with_changes(catalog, no_action_threshold=10_000),
+        model,
+        tmp_path / "l.db",
+        {"c": CALM_CUSTOMER},
+    )
+    decision = kit.engine.decide("c", Touchpoint.CALL_CENTER)
     assert decision.chosen.action.id == "no_action"
-    assert decision.ranked[0].action.id == "no_action"
+    assert decision.explanation.startswith("No action")
+    assert decision.selection_probability == 1.0
+
+
+def test_expired_and_future_actions_are_dropped(catalog, model, tmp_path) -> None:
+    raw = catalog.model_dump(mode="json")
+    for entry in raw["actions"]:
+        if entry["id"] == "security_tips":
+            entry["valid_until"] = "2020-01-01"
+        if entry["id"] == "rate_change_notice":
+            entry["valid_from"] = "2099-01-01"
+    kit = make_kit(Catalog.model_validate(raw), model, tmp_path / "l.db", {"c": CALM_CUSTOMER})
+    dropped = {d.action_id: d.rule for d in kit.engine.decide("c", Touchpoint.STORE).dropped}
+    assert dropped["security_tips"] is Rule.EXPIRED
+    assert dropped["rate_change_notice"] is Rule.NOT_YET_VALID
+
+
+def test_concurrent_requests_for_one_customer_respect_the_cap(catalog, model, tmp_path) -> None:
+    capped = with_changes(catalog, customer_contact_cap={"max_count": 2, "window_days": 7})
+    db = tmp_path / "log.db"
+    customers = {"c": CALM_CUSTOMER}
+    # Two engines on one file: separate connections, as two worker processes would have.
+    kits = [make_kit(capped, model, db, customers), make_kit(capped, model, db, customers)]
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        results = list(
+            pool.map(lambda i: kits[i % 2].engine.decide("c", Touchpoint.CALL_CENTER), range(40))
+        )
+    shown = [r for r in results if r.chosen.action.id != "no_action"]
+    assert len(shown) == 2
+    frame = kits[0].log.decisions_frame()
+    assert len(frame) == 40
+    assert (frame["chosen_action"] != "no_action").sum() == 2

@@ -1,0 +1,247 @@
+"""The decision log: an append-only record of decisions and their outcomes.
+
+`DecisionLog` is the interface the engine and the feedback route use; `SqliteDecisionLog`
+is the embedded default. Contact-policy checks and the decision's own write happen in
+one customer session, which other sessions for the same customer cannot interleave.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Protocol
+
+import pandas as pd
+
+from service.errors import ActionNotInDecisionError, DecisionLogError, UnknownDecisionError
+
+
+class Outcome(StrEnum):
+    """What happened after a decision was shown."""
+
+    IMPRESSION = "impression"
+    CLICK = "click"
+    ACCEPT = "accept"
+    REJECT = "reject"
+    DISMISS = "dismiss"
+
+
+@dataclass(frozen=True)
+class LoggedCandidate:
+    """A candidate as it was scored in a decision."""
+
+    action_id: str
+    propensity: float | None
+    expected_value: float
+
+
+@dataclass(frozen=True)
+class DecisionRecord:
+    """Everything needed to learn from and to evaluate a decision later."""
+
+    decision_id: str
+    created_at: float  # unix seconds
+    customer_id: str
+    touchpoint: str
+    model_name: str
+    model_version: str
+    personalised: bool
+    chosen_action: str
+    selection_probability: float
+    explored: bool
+    candidates: tuple[LoggedCandidate, ...]
+
+
+@dataclass(frozen=True)
+class ContactHistory:
+    """A customer's recent contacts and rejections, read inside a customer session."""
+
+    shown: tuple[tuple[str, float], ...]  # (action_id, shown_at)
+    rejected: tuple[tuple[str, float], ...]  # (action_id, rejected_at)
+
+
+class CustomerSession(Protocol):
+    """Reads and writes for one customer that no other session interleaves with."""
+
+    def history(self, since: float) -> ContactHistory: ...
+
+    def append(self, record: DecisionRecord) -> None: ...
+
+
+class DecisionLog(Protocol):
+    """Append-only store of decisions and feedback."""
+
+    def customer_session(self, customer_id: str) -> AbstractContextManager[CustomerSession]: ...
+
+    def record_feedback(
+        self, decision_id: str, action_id: str, outcome: Outcome, at: float
+    ) -> bool: ...
+
+    def decisions_frame(self) -> pd.DataFrame: ...
+
+    def close(self) -> None: ...
+
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS decisions (
+    decision_id TEXT PRIMARY KEY,
+    created_at REAL NOT NULL,
+    customer_id TEXT NOT NULL,
+    touchpoint TEXT NOT NULL,
+    model_name TEXT NOT NULL,
+    model_version TEXT NOT NULL,
+    personalised INTEGER NOT NULL,
+    chosen_action TEXT NOT NULL,
+    selection_probability REAL NOT NULL,
+    explored INTEGER NOT NULL,
+    candidates TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS decisions_customer_time ON decisions (customer_id, created_at);
+CREATE TABLE IF NOT EXISTS feedback (
+    decision_id TEXT NOT NULL REFERENCES decisions (decision_id),
+    action_id TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    received_at REAL NOT NULL,
+    PRIMARY KEY (decision_id, action_id, outcome)
+);
+"""
+
+
+class _SqliteSession:
+    def __init__(self, connection: sqlite3.Connection, customer_id: str) -> None:
+        self._connection = connection
+        self._customer_id = customer_id
+
+    def history(self, since: float) -> ContactHistory:
+        shown = self._connection.execute(
+            "SELECT chosen_action, created_at FROM decisions "
+            "WHERE customer_id = ? AND created_at >= ? AND chosen_action != 'no_action'",
+            (self._customer_id, since),
+        ).fetchall()
+        rejected = self._connection.execute(
+            "SELECT f.action_id, f.received_at FROM feedback f "
+            "JOIN decisions d ON d.decision_id = f.decision_id "
+            "WHERE d.customer_id = ? AND f.outcome = 'reject' AND f.received_at >= ?",
+            (self._customer_id, since),
+        ).fetchall()
+        return ContactHistory(tuple(shown), tuple(rejected))
+
+    def append(self, record: DecisionRecord) -> None:
+        candidates = json.dumps(
+            [[c.action_id, c.propensity, c.expected_value] for c in record.candidates]
+        )
+        self._connection.execute(
+            "INSERT INTO decisions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                record.decision_id,
+                record.created_at,
+                record.customer_id,
+                record.touchpoint,
+                record.model_name,
+                record.model_version,
+                int(record.personalised),
+                record.chosen_action,
+                record.selection_probability,
+                int(record.explored),
+                candidates,
+            ),
+        )
+
+
+class SqliteDecisionLog:
+    """SQLite in WAL mode. Decisions commit with synchronous=NORMAL (they survive a process
+    crash); feedback commits with synchronous=FULL (it survives a power cut) before the API
+    acknowledges it. `BEGIN IMMEDIATE` serialises customer sessions across processes too."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._decisions = self._connect(path, "NORMAL")
+        self._feedback = self._connect(path, "FULL")
+        self._decisions.executescript(SCHEMA)
+        self._decision_lock = threading.Lock()
+        self._feedback_lock = threading.Lock()
+
+    @staticmethod
+    def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
+        try:
+            connection = sqlite3.connect(
+                path, isolation_level=None, check_same_thread=False, timeout=10.0
+            )
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute(f"PRAGMA synchronous={synchronous}")
+            connection.execute("PRAGMA foreign_keys=ON")
+        except sqlite3.Error as exc:
+            raise DecisionLogError(f"cannot open decision log {path}: {exc}") from exc
+        return connection
+
+    @contextmanager
+    def customer_session(self, customer_id: str) -> Iterator[CustomerSession]:
+        """Read history and append one decision atomically for this customer."""
+        with self._decision_lock:
+            connection = self._decisions
+            try:
+                connection.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise DecisionLogError(f"decision log unavailable: {exc}") from exc
+            try:
+                yield _SqliteSession(connection, customer_id)
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            try:
+                connection.execute("COMMIT")
+            except sqlite3.Error as exc:
+                connection.execute("ROLLBACK")
+                raise DecisionLogError(f"decision log write failed: {exc}") from exc
+
+    def record_feedback(
+        self, decision_id: str, action_id: str, outcome: Outcome, at: float
+    ) -> bool:
+        """Store feedback durably; True when new, False when it was already recorded.
+
+        Raises UnknownDecisionError or ActionNotInDecisionError for feedback that fits no
+        decision.
+        """
+        with self._feedback_lock:
+            connection = self._feedback
+            row = connection.execute(
+                "SELECT candidates FROM decisions WHERE decision_id = ?", (decision_id,)
+            ).fetchone()
+            if row is None:
+                raise UnknownDecisionError(f"no decision with id {decision_id}")
+            if action_id not in {c[0] for c in json.loads(row[0])}:
+                raise ActionNotInDecisionError(
+                    f"action '{action_id}' was not a candidate of decision {decision_id}"
+                )
+            try:
+                cursor = connection.execute(
+                    "INSERT OR IGNORE INTO feedback VALUES (?, ?, ?, ?)",
+                    (decision_id, action_id, outcome.value, at),
+                )
+            except sqlite3.Error as exc:
+                raise DecisionLogError(f"feedback write failed: {exc}") from exc
+            return cursor.rowcount == 1
+
+    def decisions_frame(self) -> pd.DataFrame:
+        """All decisions with their outcomes, one row per decision (for training)."""
+        with self._feedback_lock:
+            return pd.read_sql_query(
+                "SELECT d.*, "
+                "MAX(CASE WHEN f.outcome = 'accept' AND f.action_id = d.chosen_action "
+                "THEN 1 ELSE 0 END) AS accepted "
+                "FROM decisions d LEFT JOIN feedback f ON f.decision_id = d.decision_id "
+                "GROUP BY d.decision_id ORDER BY d.created_at",
+                self._feedback,
+            )
+
+    def close(self) -> None:
+        """Close both connections."""
+        self._decisions.close()
+        self._feedback.close()
