@@ -18,19 +18,11 @@ from service.features import FeatureSpec, featurize
 from service.model import LoadedModel
 from service.rules import CONSENT_FEATURES
 from service.vocabulary import ActionType
+from training.simulator import PRODUCT_COLUMNS
 
 ALL_CONSENT = dict.fromkeys(CONSENT_FEATURES, 1)
-HOLDINGS = (
-    "has_credit_card",
-    "has_personal_loan",
-    "has_mortgage",
-    "has_savings",
-    "has_investments",
-    "has_insurance",
-    "is_premium",
-)
 CALM_CUSTOMER: dict[str, Any] = {
-    **dict.fromkeys(HOLDINGS, 0),
+    **dict.fromkeys(PRODUCT_COLUMNS, 0),
     "open_complaints": 0,
     "balance_trend_90d": 0.0,
     "age": 40,
