@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 UV := $(BIN)/uv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install lint bench-setup serve clean lock
+.PHONY: demo test install lint bench serve clean lock
 
 ## demo: install, simulate, apply and materialise Feast, train, register, then serve on localhost
 demo: install
@@ -32,6 +32,10 @@ $(STAMP): pyproject.toml requirements.lock
 ## serve: start the API on the current champion (after `make demo` ran once)
 serve: install
 	$(BIN)/python -m service
+
+## bench: in-process cost of one decision, step by step (needs `make demo` once before)
+bench: install
+	$(BIN)/python -m tests.benchmarks.bench_decision
 
 ## lock: re-resolve requirements.lock from pyproject.toml (run after changing dependencies)
 lock:
