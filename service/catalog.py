@@ -40,6 +40,18 @@ class Operator(StrEnum):
     NOT_IN = "not_in"
 
 
+_SYMBOLS = {
+    Operator.EQ: "==",
+    Operator.NE: "!=",
+    Operator.LT: "<",
+    Operator.LE: "<=",
+    Operator.GT: ">",
+    Operator.GE: ">=",
+    Operator.IN: "in",
+    Operator.NOT_IN: "not in",
+}
+
+
 class Condition(BaseModel):
     """`feature op value`, e.g. `{feature: has_mortgage, op: eq, value: 0}`. Data, never code."""
 
@@ -59,8 +71,12 @@ class Condition(BaseModel):
         return self
 
     def describe(self) -> str:
-        """Readable form, used in 'why not' traces."""
-        return f"{self.feature} {self.op.value} {self.value}"
+        """Readable form, used in 'why not' traces: 'open_complaints == 0'."""
+        if isinstance(self.value, list):
+            shown = "[" + ", ".join(f"{v:g}" for v in self.value) + "]"
+        else:
+            shown = f"{self.value:g}"
+        return f"{self.feature} {_SYMBOLS[self.op]} {shown}"
 
 
 class ConsentPurpose(StrEnum):
@@ -121,7 +137,7 @@ class Action(BaseModel):
         if self.type in (ActionType.OFFER, ActionType.RETENTION) and (
             self.consent is not ConsentPurpose.MARKETING
         ):
-            raise ValueError(f"a {self.type.value} action needs consent: marketing")
+            raise ValueError(f"actions of type {self.type.value} need consent: marketing")
         return self
 
 

@@ -90,7 +90,7 @@ def failed_condition(
         if value is None:
             return f"{condition.describe()} cannot be checked: {condition.feature} is unknown"
         if not _COMPARE[condition.op](float(value), condition.value):
-            return f"{condition.describe()} does not hold ({condition.feature} is {value})"
+            return f"{condition.describe()} does not hold ({condition.feature} is {float(value):g})"
     return None
 
 

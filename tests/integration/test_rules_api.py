@@ -63,7 +63,10 @@ def test_open_complaint_is_fixed_first_with_reasons_and_why_not(
     for offer in offers:
         assert why_not[offer]["rule"] == "eligibility"
         assert "does not hold" in why_not[offer]["detail"]
-    assert any("open_complaints eq 0.0 does not hold" in why_not[o]["detail"] for o in offers)
+    assert any(
+        "open_complaints == 0 does not hold (open_complaints is 1)" in why_not[o]["detail"]
+        for o in offers
+    )
     assert not any(r["type"] == "offer" for r in body["ranked"])
 
 

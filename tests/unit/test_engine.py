@@ -30,7 +30,10 @@ def test_open_complaint_is_fixed_first_and_offers_say_why_not(catalog, model, tm
     assert "must-do action (priority 10)" in decision.explanation
     offers = {d.action_id: d for d in decision.dropped if d.rule is Rule.ELIGIBILITY}
     assert "credit_card_offer" in offers
-    assert "open_complaints eq 0.0 does not hold" in offers["credit_card_offer"].detail
+    assert (
+        "open_complaints == 0 does not hold (open_complaints is 1)"
+        in offers["credit_card_offer"].detail
+    )
     assert all(s.action.type is not ActionType.OFFER for s in decision.ranked)
 
 

@@ -80,7 +80,7 @@ def test_marketing_needs_consent_for_the_touchpoint() -> None:
 
 
 def test_offers_and_retention_must_declare_marketing_consent() -> None:
-    with pytest.raises(ValueError, match="needs consent: marketing"):
+    with pytest.raises(ValueError, match="need consent: marketing"):
         offer(consent="none")
     service = offer(type="service", consent="none")
     assert service.type is ActionType.SERVICE
