@@ -117,6 +117,29 @@ def test_customer_contact_cap_then_no_action_with_trace(
     assert fourth["ranked"] == [fourth["action"]]
 
 
+def test_per_action_cap_moves_to_the_next_best_action(
+    api: httpx.Client, service: Service, picker: CustomerPicker
+) -> None:
+    catalog = yaml.safe_load(service.catalog_path.read_text(encoding="utf-8"))
+    caps = {a["id"]: a.get("contact_policy", {}).get("cap") for a in catalog["actions"]}
+    customer = picker.pick(CALM)
+    counts: dict[str, int] = {}
+    checked = 0
+    for _ in range(3):
+        body = decide(api, customer, "call_center", explain=True)
+        for action_id, count in counts.items():
+            cap = caps[action_id]
+            if cap and count >= cap["max_count"]:
+                drop = dropped_by(body)[action_id]
+                assert drop["rule"] == "action_contact_cap"
+                assert f"(cap {cap['max_count']})" in drop["detail"]
+                assert body["action"]["action_id"] != action_id
+                checked += 1
+        shown = body["action"]["action_id"]
+        counts[shown] = counts.get(shown, 0) + 1
+    assert checked, f"no action reached its cap in three contacts: {counts}"
+
+
 def test_concurrent_requests_for_one_customer_never_break_the_cap(
     api: httpx.Client, picker: CustomerPicker
 ) -> None:
@@ -168,12 +191,25 @@ def test_catalog_reload_applies_good_changes_and_refuses_broken_ones(
 ) -> None:
     shipped = yaml.safe_load(DEFAULT_CATALOG.read_text(encoding="utf-8"))
     try:
-        raised = {**shipped, "policy": {**shipped["policy"], "no_action_threshold": 100_000}}
+        raised = yaml.safe_load(DEFAULT_CATALOG.read_text(encoding="utf-8"))
+        raised["policy"]["no_action_threshold"] = 100_000
+        for entry in raised["actions"]:
+            if entry["id"] == "security_tips":
+                entry["valid_until"] = "2020-12-31"
+            if entry["id"] == "financial_health_check":
+                entry["valid_from"] = "2099-01-01"
         before = api.get("/health/ready").json()["catalog"]["loaded_at"]
         _write_catalog(service, raised)
         _wait_for(api, lambda r: r["catalog"]["loaded_at"] > before, "the reload")
-        customer = picker.pick(CALM)
-        assert decide(api, customer, "call_center")["action"]["action_id"] == "no_action"
+        body = decide(api, picker.pick(CALM), "call_center", explain=True)
+        assert body["action"]["action_id"] == "no_action"
+        why_not = dropped_by(body)
+        assert why_not["security_tips"] == {
+            "action_id": "security_tips",
+            "rule": "expired",
+            "detail": "valid until 2020-12-31",
+        }
+        assert why_not["financial_health_check"]["rule"] == "not_yet_valid"
 
         broken = yaml.safe_load(DEFAULT_CATALOG.read_text(encoding="utf-8"))
         broken["actions"][0]["value"] = "a lot"
