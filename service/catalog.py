@@ -213,6 +213,10 @@ class Catalog(BaseModel):
         """Return the action with this id; raises KeyError when there is none."""
         return self._index[action_id]
 
+    def find(self, action_id: str) -> Action | None:
+        """The action with this id, or None."""
+        return self._index.get(action_id)
+
     def candidates(self, touchpoint: Touchpoint) -> list[Action]:
         """Actions that may be scored at a touchpoint (the no-action is never scored)."""
         return [

@@ -16,6 +16,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import Model
 from mlflow.tracking import MlflowClient
 
+from service.calibration import Calibration
 from service.errors import ModelLoadError
 from service.features import FeatureSpec
 
@@ -31,10 +32,15 @@ class LoadedModel:
     name: str
     version: str
     alias: str
+    calibration: Calibration | None = None
 
     def predict(self, matrix: np.ndarray) -> np.ndarray:
-        """Acceptance propensities for a float64 feature matrix (single-threaded: small batches)."""
-        return np.asarray(self.booster.predict(matrix, num_threads=1), dtype=np.float64)
+        """Acceptance propensities for a float64 feature matrix (single-threaded: small batches).
+
+        A ranker's scores go through the calibration map it was registered with.
+        """
+        scores = np.asarray(self.booster.predict(matrix, num_threads=1), dtype=np.float64)
+        return self.calibration.apply(scores) if self.calibration else scores
 
 
 def load_registered_model(tracking_uri: str, name: str, alias: str, cache_dir: Path) -> LoadedModel:
@@ -83,4 +89,12 @@ def load_local_model(path: Path, name: str, version: str, alias: str) -> LoadedM
             f"model {name} version {version} expects {booster.num_feature()} inputs, "
             f"its feature spec lists {len(spec.feature_names)}"
         )
-    return LoadedModel(booster=booster, spec=spec, name=name, version=version, alias=alias)
+    calibration = metadata.get("calibration")
+    return LoadedModel(
+        booster=booster,
+        spec=spec,
+        name=name,
+        version=version,
+        alias=alias,
+        calibration=Calibration.from_dict(calibration) if calibration else None,
+    )

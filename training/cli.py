@@ -1,4 +1,4 @@
-"""`nba`: simulate, build features, train and register, or all of it at once (`nba demo`)."""
+"""`nba`: simulate, build features, train, promote, roll back, import logs, or run the demo."""
 
 from __future__ import annotations
 
@@ -9,21 +9,24 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from service.catalog import Catalog, load_catalog
 from service.errors import NBAError
 from training.feature_store import apply_repo, materialize
+from training.logs import import_log, write_import
+from training.registry import promote, rollback
 from training.settings import TrainingSettings
 from training.simulator import SimulationConfig, simulate, write_world
 from training.train import train_and_register
 
 log = logging.getLogger("nba")
 
-Step = Callable[[TrainingSettings, Catalog], None]
+Step = Callable[[TrainingSettings, Catalog, argparse.Namespace], None]
 
 
-def run_simulate(settings: TrainingSettings, catalog: Catalog) -> None:
+def run_simulate(settings: TrainingSettings, catalog: Catalog, _: argparse.Namespace) -> None:
     """Simulate customers and a logged decision history."""
     config = SimulationConfig(
         n_customers=settings.n_customers,
@@ -43,7 +46,7 @@ def run_simulate(settings: TrainingSettings, catalog: Catalog) -> None:
     write_world(simulate(config, catalog), settings.feature_repo / "data", settings.data_dir)
 
 
-def run_features(settings: TrainingSettings, catalog: Catalog) -> None:
+def run_features(settings: TrainingSettings, catalog: Catalog, _: argparse.Namespace) -> None:
     """Apply the Feast repo and materialise the latest values into the online store."""
     log.info("feast apply on %s", settings.feature_repo)
     apply_repo(settings.feature_repo)
@@ -51,29 +54,93 @@ def run_features(settings: TrainingSettings, catalog: Catalog) -> None:
     materialize(settings.feature_repo, settings.as_of + timedelta(seconds=1), timedelta(days=400))
 
 
-def run_train(settings: TrainingSettings, catalog: Catalog) -> None:
-    """Train, evaluate, log to MLflow, register and set the serving alias."""
+def run_train(settings: TrainingSettings, catalog: Catalog, _: argparse.Namespace) -> None:
+    """Train both model families, evaluate, log to MLflow and register the winner as challenger."""
     result = train_and_register(settings, catalog)
     m = result.metrics
     log.info(
-        "model %s version %s (run %s)", settings.model_name, result.model_version, result.run_id
+        "%s version %s (%s, run %s) is %s",
+        settings.model_name,
+        result.model_version,
+        result.family,
+        result.run_id,
+        " and ".join(f"@{a}" for a in result.aliases),
     )
-    log.info("holdout AUC %.3f, log loss %.4f", m["holdout_auc"], m["holdout_log_loss"])
-    if "holdout_learned_value" in m:
-        log.info(
-            "true value per decision on the holdout (EUR): learned %.2f | logging %.2f | "
-            "legacy rules %.2f | random %.2f | oracle %.2f",
-            m["holdout_learned_value"],
-            m["holdout_logging_value"],
-            m["holdout_rules_value"],
-            m["holdout_random_value"],
-            m["holdout_oracle_value"],
+    log.info(
+        "holdout AUC %.3f [%.3f, %.3f], log loss %.4f, calibration error %.4f, "
+        "hit@1 %.3f, NDCG@5 %.3f",
+        m["candidate/auc"],
+        m["candidate/auc_lo"],
+        m["candidate/auc_hi"],
+        m["candidate/log_loss"],
+        m["candidate/calibration_error"],
+        m["candidate/hit_at_1"],
+        m["candidate/ndcg_at_5"],
+    )
+    names = ["binary", "ranker", "champion", "rules", "popular", "random", "logging", "oracle"]
+    for name in names:
+        if f"policy/{name}/dr" not in m:
+            continue
+        line = (
+            f"policy {name:9} DR {m[f'policy/{name}/dr']:7.2f} "
+            f"[{m[f'policy/{name}/dr_lo']:.2f}, {m[f'policy/{name}/dr_hi']:.2f}] "
+            f"SNIPS {m[f'policy/{name}/snips']:7.2f} IPS {m[f'policy/{name}/ips']:7.2f} "
+            f"ESS {m[f'policy/{name}/dr_ess']:8.1f}"
         )
+        if f"policy/{name}/true_value" in m:
+            line += f" | true {m[f'policy/{name}/true_value']:7.2f}"
+        log.info("%s", line)
+    log.info(
+        "logged reward per decision: %.2f EUR (the logging policy, observed)",
+        m["policy/logging/observed"],
+    )
+
+
+def run_promote(settings: TrainingSettings, catalog: Catalog, args: argparse.Namespace) -> None:
+    """Make the challenger champion if every gate passes (or with --force)."""
+    result = promote(settings, force=getattr(args, "force", False))
+    if result.already_champion:
         log.info(
-            "top-1 agreement with the oracle %.3f, NDCG@5 %.3f",
-            m["holdout_top1_oracle_agreement"],
-            m["holdout_ndcg_at_5"],
+            "nothing to promote: version %s is already @%s", result.challenger, settings.model_alias
         )
+        return
+    for check in result.checks:
+        log.info("gate passed: %s", check)
+    for refusal in result.refusals:
+        log.warning("gate refused: %s", refusal)
+    if result.passed:
+        log.info("promoted version %s to @%s", result.challenger, settings.model_alias)
+    elif getattr(args, "force", False) and result.challenger:
+        log.warning("promoted version %s by force despite the refusals", result.challenger)
+    else:
+        log.warning("not promoted: @%s stays version %s", settings.model_alias, result.champion)
+
+
+def run_rollback(settings: TrainingSettings, catalog: Catalog, _: argparse.Namespace) -> None:
+    """Point @champion back at the version it replaced."""
+    current, previous = rollback(settings)
+    log.info(
+        "@%s moved back from version %s to version %s", settings.model_alias, current, previous
+    )
+
+
+def run_import(settings: TrainingSettings, catalog: Catalog, args: argparse.Namespace) -> None:
+    """Validate and import a decision log (CSV or Parquet) and its action table."""
+    if not args.decisions or not args.actions:
+        raise ValueError("import-logs needs --decisions FILE and --actions FILE")
+    imported = import_log(Path(args.decisions), Path(args.actions))
+    log_path, catalog_path = write_import(imported, Path(args.out))
+    log.info(
+        "imported %d decisions, %d actions, context features %s",
+        len(imported.decisions),
+        len(imported.catalog["actions"]) - 1,  # type: ignore[arg-type]
+        imported.feature_columns,
+    )
+    log.info(
+        "train on it with: NBA_TRAINING_LOG=%s NBA_CATALOG_PATH=%s nba train",
+        log_path,
+        catalog_path,
+    )
 
 
 def print_example(settings: TrainingSettings) -> None:
@@ -82,7 +149,8 @@ def print_example(settings: TrainingSettings) -> None:
     print(
         f"\nNext: the API starts on {url} (docs at {url}/docs). Try:\n"
         f"  curl -s -X POST {url}/v1/decisions -H 'content-type: application/json' \\\n"
-        '       -d \'{"customer_id": "C0000042", "touchpoint": "call_center"}\'\n',
+        '       -d \'{"customer_id": "C0000042", "touchpoint": "call_center", '
+        '"explain": true}\'\n',
         flush=True,
     )
 
@@ -91,7 +159,10 @@ STEPS: dict[str, tuple[Step, ...]] = {
     "simulate": (run_simulate,),
     "features": (run_features,),
     "train": (run_train,),
-    "demo": (run_simulate, run_features, run_train),
+    "promote": (run_promote,),
+    "rollback": (run_rollback,),
+    "import-logs": (run_import,),
+    "demo": (run_simulate, run_features, run_train, run_promote),
 }
 
 
@@ -99,8 +170,14 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nba", description=__doc__)
     parser.add_argument("command", choices=sorted(STEPS), help="what to run")
     parser.add_argument("--customers", type=int, help="simulated customers (NBA_N_CUSTOMERS)")
-    parser.add_argument("--decisions", type=int, help="simulated decisions (NBA_N_DECISIONS)")
+    parser.add_argument(
+        "--decisions",
+        help="simulate: how many decisions (NBA_N_DECISIONS); import-logs: the decision log file",
+    )
     parser.add_argument("--seed", type=int, help="random seed (NBA_SEED)")
+    parser.add_argument("--actions", help="import-logs: the action table (CSV or Parquet)")
+    parser.add_argument("--out", default="data/imported", help="import-logs: output folder")
+    parser.add_argument("--force", action="store_true", help="promote despite refused gates")
     return parser
 
 
@@ -116,24 +193,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     for noisy in ("feast", "mlflow", "alembic", "urllib3", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    overrides: dict[str, Any] = {
-        key: value
-        for key, value in {
-            "n_customers": args.customers,
-            "n_decisions": args.decisions,
-            "seed": args.seed,
-        }.items()
-        if value is not None
-    }
+    overrides: dict[str, Any] = {"n_customers": args.customers, "seed": args.seed}
+    if args.command != "import-logs" and args.decisions is not None:
+        overrides["n_decisions"] = int(args.decisions)
     try:
-        settings = TrainingSettings(**overrides)
+        settings = TrainingSettings(**{k: v for k, v in overrides.items() if v is not None})
         catalog = load_catalog(settings.catalog_path)
         steps = STEPS[args.command]
         started = time.perf_counter()
         for number, step in enumerate(steps, start=1):
             step_started = time.perf_counter()
             log.info("[%d/%d] %s", number, len(steps), (step.__doc__ or step.__name__).strip())
-            step(settings, catalog)
+            step(settings, catalog, args)
             log.info(
                 "[%d/%d] done in %.1f s", number, len(steps), time.perf_counter() - step_started
             )

@@ -1,26 +1,19 @@
-"""Training sets: logged decisions joined point-in-time with Feast features, split by time."""
+"""Training sets: logged decisions with the customer's features at decision time, split by time."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from feast import FeatureStore
 
 from service.catalog import Catalog
+from service.feature_client import feature_service_columns
 from service.features import FeatureSpec, customer_matrix_from_frame, featurize
 from training.feature_store import historical_features
-
-DECISION_COLUMNS = (
-    "decision_id",
-    "customer_id",
-    "event_timestamp",
-    "touchpoint",
-    "action_id",
-    "propensity",
-    "outcome",
-)
+from training.logs import context_features, read_service_log, read_simulated_log
+from training.settings import TrainingSettings
 
 
 @dataclass(frozen=True)
@@ -34,20 +27,44 @@ class TimeSplit:
     holdout_start: pd.Timestamp
 
 
-def load_decisions(path: Path) -> pd.DataFrame:
-    """Read the decision log and check it has what training needs."""
-    if not path.exists():
-        raise FileNotFoundError(f"no decision log at {path}: run `nba simulate` first")
-    decisions = pd.read_parquet(path)
-    missing = [c for c in DECISION_COLUMNS if c not in decisions.columns]
-    if missing:
-        raise ValueError(f"decision log {path} lacks columns {missing}")
-    return decisions.sort_values("event_timestamp", kind="stable").reset_index(drop=True)
+@dataclass(frozen=True)
+class TrainingSet:
+    """Decisions with features, the feature spec, and where the features came from."""
+
+    frame: pd.DataFrame
+    spec: FeatureSpec
+    source: str  # "feast" (point-in-time join) or "inline" (imported context features)
 
 
-def join_features(repo_path: Path, decisions: pd.DataFrame, feature_service: str) -> pd.DataFrame:
-    """Each decision with the customer's features as they were when it was made."""
-    return historical_features(repo_path, decisions, feature_service)
+def decision_history(settings: TrainingSettings) -> pd.DataFrame:
+    """The training log plus everything the service has logged since, oldest first."""
+    if not settings.training_log.exists():
+        raise FileNotFoundError(
+            f"no decision log at {settings.training_log}: run `nba simulate` "
+            "or `nba import-logs` first"
+        )
+    logged = pd.read_parquet(settings.training_log)
+    if context_features(logged):  # imported, with context features inline
+        return logged.sort_values("event_timestamp", kind="stable").reset_index(drop=True)
+    parts = [
+        read_simulated_log(settings.training_log),
+        read_service_log(settings.decision_log_path),
+    ]
+    frame = pd.concat([p for p in parts if len(p)], ignore_index=True)
+    return frame.sort_values("event_timestamp", kind="stable").reset_index(drop=True)
+
+
+def build_training_set(settings: TrainingSettings, catalog: Catalog) -> TrainingSet:
+    """Join Feast features as they were at each decision, unless the log carries its own."""
+    history = decision_history(settings)
+    extra = context_features(history)
+    actions = tuple(a.id for a in catalog.actions)
+    if extra:
+        return TrainingSet(history, FeatureSpec(tuple(extra), actions), "inline")
+    store = FeatureStore(repo_path=str(settings.feature_repo))
+    columns = tuple(feature_service_columns(store, settings.feature_service))
+    frame = historical_features(settings.feature_repo, history, settings.feature_service)
+    return TrainingSet(frame, FeatureSpec(columns, actions), "feast")
 
 
 def time_split(

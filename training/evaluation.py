@@ -1,112 +1,144 @@
-"""Holdout evaluation: prediction quality, and on simulated data the true value of each policy."""
+"""Holdout evaluation: prediction quality, ranking on logs, and policy values.
+
+Every policy is valued with IPS, SNIPS and doubly robust estimates (each with its
+effective sample size and a bootstrap interval). On simulated data the true value of each
+policy, the oracle, the regret and each estimator's error are added.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import log_loss, ndcg_score, roc_auc_score
 
-from service.arbitration import expected_values
 from service.catalog import Catalog
-from service.features import FeatureSpec, customer_matrix_from_frame, featurize
-from service.vocabulary import Touchpoint
-from training.response import accept_probability, legacy_choice_scores, logging_probabilities
+from training.metrics import bootstrap_interval
+from training.ope import doubly_robust, ips, snips
+from training.policies import Block, Policy, Scorer
 
-Scorer = Callable[[np.ndarray], np.ndarray]
-POLICIES = ("learned", "logging", "rules", "random", "oracle")
+TruthFn = Callable[[Block], np.ndarray]  # (m, c + 1) true expected values in EUR
+AGE_BANDS = (18, 30, 45, 60, 75, 200)
 
 
-def classification_metrics(outcomes: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
-    """AUC, log loss and Brier score of predicted acceptance against logged outcomes."""
-    clipped = np.clip(predicted, 1e-6, 1 - 1e-6)
+def logged_rewards(frame: pd.DataFrame, catalog: Catalog) -> np.ndarray:
+    """Reward in EUR of each logged decision: value if accepted, minus the cost of showing."""
+    actions = [catalog.find(a) for a in frame["action_id"]]
+    value = np.array([a.value if a else 0.0 for a in actions])
+    cost = np.array([a.cost if a else 0.0 for a in actions])
+    return np.asarray(frame["outcome"].to_numpy(dtype=np.float64) * value - cost)
+
+
+def segments(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Row masks of the reporting slices: touchpoint, and age band when age is known."""
+    masks = {
+        f"touchpoint_{tp}": (frame["touchpoint"] == tp).to_numpy()
+        for tp in sorted(frame["touchpoint"].unique())
+    }
+    if "age" in frame.columns:
+        bands = pd.cut(frame["age"], AGE_BANDS, right=False)
+        for band in bands.cat.categories:
+            masks[f"age_{int(band.left)}-{int(band.right) - 1}"] = (bands == band).to_numpy()
+    return masks
+
+
+def ranking_on_logs(blocks: list[Block], scorer: Scorer, k: int = 5) -> dict[str, float]:
+    """Where the accepted action ranks among the candidates by predicted acceptance.
+
+    hit_at_1: share of accepted decisions whose action the model ranks first;
+    ndcg_at_k: mean 1 / log2(rank + 1) over accepted decisions (0 beyond k).
+    """
+    hits, gains = [], []
+    for block in blocks:
+        m, c = block.shape
+        scores = scorer(block.matrix).reshape(m, c)
+        accepted = (
+            (block.frame["outcome"].to_numpy() == 1) & (block.logged >= 0) & (block.logged < c)
+        )
+        for i in np.flatnonzero(accepted):
+            rank = 1 + int((scores[i] > scores[i, block.logged[i]]).sum())
+            hits.append(rank == 1)
+            gains.append(1 / np.log2(rank + 1) if rank <= k else 0.0)
     return {
-        "auc": float(roc_auc_score(outcomes, predicted)),
-        "log_loss": float(log_loss(outcomes, clipped, labels=[0, 1])),
-        "brier": float(np.mean((predicted - outcomes) ** 2)),
+        "hit_at_1": float(np.mean(hits)) if hits else float("nan"),
+        f"ndcg_at_{k}": float(np.mean(gains)) if gains else float("nan"),
     }
 
 
-def simulated_policy_values(
-    holdout: pd.DataFrame,
-    latent: pd.DataFrame,
+def evaluate_policies(
+    frame: pd.DataFrame,
+    blocks: list[Block],
     catalog: Catalog,
-    spec: FeatureSpec,
-    score: Scorer,
-    exploration: float,
-    threshold: float = 0.0,
-    ndcg_k: int = 5,
+    policies: Mapping[str, Policy],
+    reward_model: Scorer,
+    rng: np.random.Generator,
+    truth: TruthFn | None = None,
+    resamples: int = 200,
 ) -> dict[str, float]:
-    """True expected value per decision of each policy on the holdout contexts.
-
-    For every holdout decision all candidates at its touchpoint are scored; the learned
-    policy shows the action of highest predicted expected value (nothing when none beats
-    `threshold`). The simulator's hidden response model gives the true value of every
-    choice, so the learned policy is compared with the logging policy, the legacy rules,
-    uniform random and the oracle. Also reports top-1 agreement with the oracle and
-    NDCG@k of the learned ranking against the true expected values.
-    """
-    states = holdout.merge(latent, on="customer_id", how="left")
-    totals = {f"{p}_value": 0.0 for p in POLICIES} | {f"{p}_acceptance": 0.0 for p in POLICIES}
-    top1 = ndcg = 0.0
-    for touchpoint in Touchpoint:
-        rows = states[states["touchpoint"] == touchpoint.value].reset_index(drop=True)
-        if rows.empty:
-            continue
-        candidates = catalog.candidates(touchpoint)
-        m, c = len(rows), len(candidates)
-        ids = [a.id for a in candidates] * m
-        types = [a.type.value for a in candidates] * m
-        matrix = featurize(
-            spec,
-            np.repeat(customer_matrix_from_frame(spec, rows), c, axis=0),
-            ids,
-            types,
-            [touchpoint.value] * (m * c),
+    """Estimated (and, with `truth`, true) value per decision of every policy, in EUR."""
+    n = len(frame)
+    reward = logged_rewards(frame, catalog)
+    propensity = frame["propensity"].to_numpy(dtype=np.float64)
+    report: dict[str, float] = {"logging/observed": float(reward.mean())}
+    report["logging/observed_lo"], report["logging/observed_hi"] = bootstrap_interval(
+        lambda r: float(r.mean()), (reward,), rng, resamples
+    )
+    q = {id(b): b.expected(reward_model(b.matrix)) for b in blocks}
+    true_ev = {id(b): truth(b) for b in blocks} if truth else {}
+    all_policies = dict(policies)
+    if truth:
+        all_policies["oracle"] = lambda b: _argmax_policy(true_ev[id(b)])
+    tp_masks = {
+        name: mask for name, mask in segments(frame).items() if name.startswith("touchpoint_")
+    }
+    for name, policy in all_policies.items():
+        target = np.zeros(n)
+        q_target = np.zeros(n)
+        q_logged = np.zeros(n)
+        true_value = np.zeros(n)
+        for block in blocks:
+            probabilities = policy(block)
+            at = np.arange(len(block.rows))
+            known = block.logged >= 0
+            column = np.where(known, block.logged, 0)
+            target[block.rows] = np.where(known, probabilities[at, column], 0.0)
+            q_target[block.rows] = (probabilities * q[id(block)]).sum(axis=1)
+            q_logged[block.rows] = np.where(known, q[id(block)][at, column], 0.0)
+            if truth:
+                true_value[block.rows] = (probabilities * true_ev[id(block)]).sum(axis=1)
+        for estimator, estimate in (
+            ("ips", ips(reward, propensity, target)),
+            ("snips", snips(reward, propensity, target)),
+            ("dr", doubly_robust(reward, propensity, target, q_target, q_logged)),
+        ):
+            report[f"{name}/{estimator}"] = estimate.value
+            report[f"{name}/{estimator}_ess"] = estimate.effective_sample_size
+        report[f"{name}/dr_lo"], report[f"{name}/dr_hi"] = bootstrap_interval(
+            _dr_value, (reward, propensity, target, q_target, q_logged), rng, resamples
         )
-        predicted = score(matrix).reshape(m, c)
-        truth = accept_probability(
-            rows.loc[rows.index.repeat(c)].reset_index(drop=True),
-            np.array(ids),
-            np.full(m * c, touchpoint.value),
-            catalog,
-        ).reshape(m, c)
-        values = np.array([a.value for a in candidates])
-        costs = np.array([a.cost for a in candidates])
-        ev_pred = expected_values(predicted, values, costs)
-        ev_true = expected_values(truth, values, costs)
-
-        learned = ev_pred.argmax(axis=1)
-        shows = ev_pred[np.arange(m), learned] > threshold
-        oracle = ev_true.argmax(axis=1)
-        oracle_shows = ev_true[np.arange(m), oracle] > 0
-        rules = legacy_choice_scores(rows, candidates).argmax(axis=1)
-        logging_p = logging_probabilities(rows, candidates, exploration)
-        at = np.arange(m)
-        choices = {
-            "learned": (
-                np.where(shows, ev_true[at, learned], 0.0),
-                np.where(shows, truth[at, learned], 0.0),
-            ),
-            "oracle": (
-                np.where(oracle_shows, ev_true[at, oracle], 0.0),
-                np.where(oracle_shows, truth[at, oracle], 0.0),
-            ),
-            "rules": (ev_true[at, rules], truth[at, rules]),
-            "logging": ((logging_p * ev_true).sum(axis=1), (logging_p * truth).sum(axis=1)),
-            "random": (ev_true.mean(axis=1), truth.mean(axis=1)),
-        }
-        for policy, (value, acceptance) in choices.items():
-            totals[f"{policy}_value"] += float(value.sum())
-            totals[f"{policy}_acceptance"] += float(acceptance.sum())
-        agree = np.where(shows & oracle_shows, learned == oracle, shows == oracle_shows)
-        top1 += float(agree.sum())
-        k = min(ndcg_k, c)
-        ndcg += ndcg_score(np.clip(ev_true, 0, None), ev_pred, k=k) * m
-    n = len(states)
-    report = {key: value / n for key, value in totals.items()}
-    report["top1_oracle_agreement"] = top1 / n
-    report[f"ndcg_at_{ndcg_k}"] = ndcg / n
-    report["regret_vs_oracle"] = report["oracle_value"] - report["learned_value"]
+        for slice_name, mask in tp_masks.items():
+            report[f"{name}/{slice_name}/dr"] = doubly_robust(
+                reward[mask], propensity[mask], target[mask], q_target[mask], q_logged[mask]
+            ).value
+        if truth:
+            report[f"{name}/true_value"] = float(true_value.mean())
+            for estimator in ("ips", "snips", "dr"):
+                report[f"{name}/{estimator}_error"] = abs(
+                    report[f"{name}/{estimator}"] - report[f"{name}/true_value"]
+                )
+    if truth:
+        for name in policies:
+            report[f"{name}/regret"] = report["oracle/true_value"] - report[f"{name}/true_value"]
     return report
+
+
+def _dr_value(*arrays: np.ndarray) -> float:
+    return doubly_robust(*arrays).value
+
+
+def _argmax_policy(ev: np.ndarray) -> np.ndarray:
+    """Best true expected value; no_action (last column, value 0) when nothing is positive."""
+    choice = ev.argmax(axis=1)
+    probabilities = np.zeros_like(ev)
+    probabilities[np.arange(len(ev)), choice] = 1.0
+    return probabilities

@@ -36,6 +36,20 @@ class TrainingSettings(ServiceSettings):
         0.2, gt=0, lt=0.5, description="Latest share of decisions held out"
     )
     num_boost_round: int = Field(400, ge=1, description="Maximum LightGBM boosting rounds")
+    training_log: Path = Field(
+        Path("data/decisions.parquet"),
+        description="Decision history to train on (simulated or imported, canonical columns)",
+    )
+    bootstrap_resamples: int = Field(200, ge=10, description="Resamples for confidence intervals")
+    promote_min_lift: float = Field(
+        0.0, description="Relative policy-value lift over the champion a challenger needs"
+    )
+    promote_max_calibration_error: float = Field(
+        0.05, ge=0, description="Largest expected calibration error a champion may have"
+    )
+    promote_max_slice_drop: float = Field(
+        0.10, ge=0, description="Largest relative drop of any touchpoint's policy value"
+    )
 
     @field_validator("as_of")
     @classmethod

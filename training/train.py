@@ -1,4 +1,4 @@
-"""Train the propensity model, evaluate it on the holdout, log it to MLflow and register it."""
+"""A training run: build the set, fit both model families, evaluate, log, register a challenger."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import logging
 import subprocess
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 
@@ -13,21 +14,35 @@ import lightgbm as lgb
 import mlflow
 import numpy as np
 import pandas as pd
-from feast import FeatureStore
 from mlflow.models import infer_signature
-from mlflow.tracking import MlflowClient
 
+from service.calibration import Calibration
 from service.catalog import Catalog
-from service.feature_client import feature_service_columns
+from service.errors import ModelLoadError
 from service.features import FeatureSpec
-from training.dataset import TimeSplit, design_matrix, join_features, load_decisions, time_split
-from training.evaluation import classification_metrics, simulated_policy_values
+from service.model import LoadedModel, load_registered_model
+from training.dataset import TimeSplit, TrainingSet, build_training_set, design_matrix, time_split
+from training.evaluation import evaluate_policies, ranking_on_logs, segments
+from training.metrics import classification_report
+from training.models import binary_params, fit_binary, fit_calibration, fit_ranker, ranker_params
+from training.policies import (
+    Policy,
+    Scorer,
+    candidate_grid,
+    greedy,
+    most_popular,
+    rules_only,
+    uniform_random,
+)
+from training.registry import CHALLENGER, COMPARED_WITH_TAG, alias_version, client_for
 from training.settings import TrainingSettings
+from training.simulated_truth import logging_policy, true_expected_values
 
 log = logging.getLogger(__name__)
 
 MODEL_ARTIFACT = "model"
 NON_PERSONALISED_SHARE = 0.05
+FAMILIES = ("binary", "ranker")
 
 
 @dataclass(frozen=True)
@@ -36,26 +51,24 @@ class TrainResult:
 
     run_id: str
     model_version: str
+    family: str
+    aliases: tuple[str, ...]
     metrics: dict[str, float]
 
 
-def lightgbm_params(seed: int) -> dict[str, object]:
-    """Binary objective without class re-weighting, so scores stay calibrated propensities."""
-    return {
-        "objective": "binary",
-        "learning_rate": 0.05,
-        "num_leaves": 31,
-        "min_data_in_leaf": 40,
-        "feature_fraction": 0.9,
-        "bagging_fraction": 0.9,
-        "bagging_freq": 1,
-        "lambda_l2": 1.0,
-        "cat_smooth": 10,
-        "seed": seed,
-        "deterministic": True,
-        "force_row_wise": True,
-        "verbose": -1,
-    }
+@dataclass(frozen=True)
+class Candidate:
+    """One fitted model family, ready to score and to register."""
+
+    family: str
+    booster: lgb.Booster
+    calibration: Calibration | None
+    params: dict[str, object]
+
+    def score(self, matrix: np.ndarray) -> np.ndarray:
+        """Acceptance probabilities."""
+        raw = np.asarray(self.booster.predict(matrix), dtype=np.float64)
+        return self.calibration.apply(raw) if self.calibration else raw
 
 
 def with_non_personalised_rows(
@@ -72,30 +85,108 @@ def with_non_personalised_rows(
     return np.vstack([matrix, blank]), np.concatenate([labels, labels[picked]])
 
 
-def fit_booster(
-    spec: FeatureSpec,
-    train: tuple[np.ndarray, np.ndarray],
-    valid: tuple[np.ndarray, np.ndarray],
-    params: dict[str, object],
-    num_boost_round: int,
-) -> lgb.Booster:
-    """Fit LightGBM with early stopping on the validation window."""
-    names = spec.feature_names
-    train_set = lgb.Dataset(
-        train[0],
-        train[1],
-        feature_name=names,
-        categorical_feature=spec.categorical_features,
-        free_raw_data=False,
+def fit_candidates(
+    data: TrainingSet, split: TimeSplit, catalog: Catalog, settings: TrainingSettings
+) -> tuple[list[Candidate], np.ndarray]:
+    """Fit the binary model and the calibrated ranker on decisions that showed an action."""
+    frame, spec = data.frame, data.spec
+    matrix = design_matrix(spec, frame, catalog)
+    labels = frame["outcome"].to_numpy(dtype=np.float64)
+    shown = (frame["action_id"] != catalog.no_action.id).to_numpy()
+    train, valid = split.train & shown, split.valid & shown
+    rng = np.random.default_rng(settings.seed)
+    rounds, seed = settings.num_boost_round, settings.seed
+    log.info("fitting the binary model on %d decisions (validation %d)", train.sum(), valid.sum())
+    binary = fit_binary(
+        spec,
+        with_non_personalised_rows(matrix[train], labels[train], spec, rng),
+        (matrix[valid], labels[valid]),
+        seed,
+        rounds,
     )
-    valid_set = lgb.Dataset(valid[0], valid[1], reference=train_set)
-    return lgb.train(
-        params,
-        train_set,
-        num_boost_round=num_boost_round,
-        valid_sets=[valid_set],
-        callbacks=[lgb.early_stopping(30, verbose=False), lgb.log_evaluation(period=100)],
+    log.info("fitting the LambdaRank ranker, grouped by customer, and its calibration map")
+    groups = frame["customer_id"].astype(str)
+    ranker = fit_ranker(
+        spec,
+        (matrix[train], labels[train], groups[train]),
+        (matrix[valid], labels[valid], groups[valid]),
+        seed,
+        rounds,
     )
+    calibration = fit_calibration(np.asarray(ranker.predict(matrix[valid])), labels[valid])
+    return [
+        Candidate("binary", binary, None, binary_params(seed)),
+        Candidate("ranker", ranker, calibration, ranker_params(seed)),
+    ], matrix
+
+
+def _current_champion(settings: TrainingSettings, spec: FeatureSpec) -> LoadedModel | None:
+    try:
+        champion = load_registered_model(
+            settings.mlflow_tracking_uri,
+            settings.model_name,
+            settings.model_alias,
+            settings.model_cache_dir,
+        )
+    except ModelLoadError:
+        return None
+    if champion.spec != spec:
+        log.warning("champion version %s uses other features: not compared", champion.version)
+        return None
+    return champion
+
+
+def evaluate(
+    data: TrainingSet,
+    split: TimeSplit,
+    matrix: np.ndarray,
+    catalog: Catalog,
+    candidates: list[Candidate],
+    champion: LoadedModel | None,
+    settings: TrainingSettings,
+) -> dict[str, float]:
+    """Holdout metrics of both families, ranking on logs, and every policy's value."""
+    frame = data.frame
+    holdout = frame[split.holdout].reset_index(drop=True)
+    rng = np.random.default_rng(settings.seed)
+    outcomes = holdout["outcome"].to_numpy(dtype=np.float64)
+    shown = (holdout["action_id"] != catalog.no_action.id).to_numpy()
+    slices = {k: v[shown] for k, v in segments(holdout).items()}
+    blocks = candidate_grid(holdout, data.spec, catalog, datetime.now(UTC).date())
+    metrics: dict[str, float] = {}
+    for candidate in candidates:
+        predicted = candidate.score(matrix[split.holdout][shown])
+        report = classification_report(
+            outcomes[shown], predicted, slices, rng, settings.bootstrap_resamples
+        )
+        report |= ranking_on_logs(blocks, candidate.score)
+        metrics |= {f"model_{candidate.family}/{k}": v for k, v in report.items()}
+
+    threshold = catalog.policy.no_action_threshold
+    policies: dict[str, Policy] = {c.family: greedy(c.score, threshold) for c in candidates}
+    if champion is not None:
+        policies["champion"] = greedy(champion.predict, threshold)
+    policies |= {
+        "rules": rules_only(threshold),
+        "popular": most_popular(frame[split.train]),
+        "random": uniform_random,
+    }
+    latent_path = settings.data_dir / "ground_truth_latent.parquet"
+    truth = None
+    if data.source == "feast" and latent_path.exists():
+        log.info("simulated data: adding the true value of every policy and the oracle")
+        latent = pd.read_parquet(latent_path)
+        truth = true_expected_values(latent, catalog)
+        policies["logging"] = logging_policy(settings.exploration)
+    reward_model: Scorer = candidates[0].score
+    log.info(
+        "valuing %d policies on %d holdout decisions (IPS, SNIPS, DR)", len(policies), len(holdout)
+    )
+    values = evaluate_policies(
+        holdout, blocks, catalog, policies, reward_model, rng, truth, settings.bootstrap_resamples
+    )
+    metrics |= {f"policy/{k}": v for k, v in values.items()}
+    return metrics
 
 
 def _git_commit() -> str:
@@ -130,93 +221,86 @@ def configure_mlflow(settings: TrainingSettings) -> str:
     )
 
 
-def train_and_register(settings: TrainingSettings, catalog: Catalog) -> TrainResult:
-    """The whole training step: join, split, fit, evaluate, log, register, alias."""
-    started = time.perf_counter()
-    decisions = load_decisions(settings.data_dir / "decisions.parquet")
-    store = FeatureStore(repo_path=str(settings.feature_repo))
-    spec = FeatureSpec(
-        customer_features=tuple(feature_service_columns(store, settings.feature_service)),
-        actions=tuple(a.id for a in catalog.actions),
-    )
-    log.info("joining %d decisions with Feast features at decision time", len(decisions))
-    frame = join_features(settings.feature_repo, decisions, settings.feature_service)
-    split = time_split(frame, settings.holdout_fraction)
-    matrix = design_matrix(spec, frame, catalog)
-    labels = frame["outcome"].to_numpy(dtype=np.float64)
-    rng = np.random.default_rng(settings.seed)
-    train_x, train_y = with_non_personalised_rows(
-        matrix[split.train], labels[split.train], spec, rng
-    )
-
-    params = lightgbm_params(settings.seed)
-    log.info(
-        "training LightGBM on %d rows (validation %d, holdout %d)",
-        len(train_x),
-        int(split.valid.sum()),
-        int(split.holdout.sum()),
-    )
-    booster = fit_booster(
-        spec,
-        (train_x, train_y),
-        (matrix[split.valid], labels[split.valid]),
-        params,
-        settings.num_boost_round,
-    )
-
-    holdout_pred = booster.predict(matrix[split.holdout])
-    metrics = {
-        f"holdout_{k}": v
-        for k, v in classification_metrics(labels[split.holdout], np.asarray(holdout_pred)).items()
+def headline(metrics: dict[str, float], winner: str) -> dict[str, float]:
+    """The chosen family's figures under stable names (`candidate/...`) for gates and cards."""
+    chosen = {
+        f"candidate/{k.removeprefix(f'model_{winner}/')}": v
+        for k, v in metrics.items()
+        if k.startswith(f"model_{winner}/")
     }
-    latent_path = settings.data_dir / "ground_truth_latent.parquet"
-    if latent_path.exists():
-        log.info("evaluating policies against the simulator's ground truth")
-        values = simulated_policy_values(
-            frame[split.holdout],
-            pd.read_parquet(latent_path),
-            catalog,
-            spec,
-            lambda x: np.asarray(booster.predict(x)),
-            settings.exploration,
-            catalog.policy.no_action_threshold,
-        )
-        metrics |= {f"holdout_{k}": v for k, v in values.items()}
-    metrics["train_seconds"] = time.perf_counter() - started
+    chosen |= {
+        f"candidate/{k.removeprefix(f'policy/{winner}/')}": v
+        for k, v in metrics.items()
+        if k.startswith(f"policy/{winner}/")
+    }
+    chosen |= {
+        f"champion/{k.removeprefix('policy/champion/')}": v
+        for k, v in metrics.items()
+        if k.startswith("policy/champion/")
+    }
+    return chosen
 
-    sample = pd.DataFrame(matrix[:50], columns=spec.feature_names)
-    run_id, model_version = _log_and_register(
-        settings, spec, booster, params, frame, split, metrics, sample
+
+def train_and_register(settings: TrainingSettings, catalog: Catalog) -> TrainResult:
+    """Join, split, fit both families, evaluate, pick the winner by policy value, register it."""
+    started = time.perf_counter()
+    data = build_training_set(settings, catalog)
+    split = time_split(data.frame, settings.holdout_fraction)
+    candidates, matrix = fit_candidates(data, split, catalog, settings)
+    champion = _current_champion(settings, data.spec)
+    metrics = evaluate(data, split, matrix, catalog, candidates, champion, settings)
+    winner = max(candidates, key=lambda c: metrics[f"policy/{c.family}/dr"])
+    log.info(
+        "policy value (doubly robust): binary %.2f, ranker %.2f EUR per decision: %s wins",
+        metrics["policy/binary/dr"],
+        metrics["policy/ranker/dr"],
+        winner.family,
     )
-    return TrainResult(run_id, model_version, metrics)
+    metrics |= headline(metrics, winner.family)
+    metrics["train_seconds"] = time.perf_counter() - started
+    run_id, model_version, aliases = _log_and_register(
+        settings, data, split, winner, metrics, champion, matrix[:50]
+    )
+    return TrainResult(run_id, model_version, winner.family, aliases, metrics)
 
 
 def _log_and_register(
     settings: TrainingSettings,
-    spec: FeatureSpec,
-    booster: lgb.Booster,
-    params: dict[str, object],
-    frame: pd.DataFrame,
+    data: TrainingSet,
     split: TimeSplit,
+    winner: Candidate,
     metrics: dict[str, float],
-    sample: pd.DataFrame,
-) -> tuple[str, str]:
-    """Log params, tags, metrics and the model; register it and point the alias at it."""
+    champion: LoadedModel | None,
+    sample_rows: np.ndarray,
+) -> tuple[str, str, tuple[str, ...]]:
+    """Log params, tags, metrics and the winning model; register it as challenger."""
     experiment_id = configure_mlflow(settings)
+    frame = data.frame
+    sample = pd.DataFrame(sample_rows, columns=data.spec.feature_names)
+    metadata: dict[str, object] = {
+        "feature_spec": data.spec.to_dict(),
+        "model_family": winner.family,
+    }
+    if winner.calibration:
+        metadata["calibration"] = winner.calibration.to_dict()
     with mlflow.start_run(experiment_id=experiment_id) as run:
-        mlflow.log_params({f"lgb_{k}": v for k, v in params.items()})
+        mlflow.log_params({f"lgb_{k}": v for k, v in winner.params.items()})
         mlflow.log_params(
             {
+                "model_family": winner.family,
                 "num_boost_round": settings.num_boost_round,
-                "best_iteration": booster.best_iteration,
+                "best_iteration": winner.booster.best_iteration,
                 "rows_train": int(split.train.sum()),
                 "rows_valid": int(split.valid.sum()),
                 "rows_holdout": int(split.holdout.sum()),
+                "feature_source": data.source,
                 "data_start": str(frame["event_timestamp"].min()),
                 "valid_start": str(split.valid_start),
                 "holdout_start": str(split.holdout_start),
                 "data_end": str(frame["event_timestamp"].max()),
                 "feature_service": settings.feature_service,
+                "training_log": str(settings.training_log),
+                "seed": settings.seed,
             }
         )
         mlflow.set_tags(
@@ -225,23 +309,40 @@ def _log_and_register(
                 "lightgbm_version": version("lightgbm"),
                 "feast_version": version("feast"),
                 "mlflow_version": version("mlflow"),
+                "numpy_version": version("numpy"),
+                "pandas_version": version("pandas"),
+                "scikit_learn_version": version("scikit-learn"),
                 "seed": str(settings.seed),
             }
         )
-        mlflow.log_metrics(metrics)
+        mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
         info = mlflow.lightgbm.log_model(
-            booster,
+            winner.booster,
             name=MODEL_ARTIFACT,
-            signature=infer_signature(sample, booster.predict(sample.to_numpy())),
+            signature=infer_signature(sample, winner.booster.predict(sample.to_numpy())),
             registered_model_name=settings.model_name,
-            metadata={"feature_spec": spec.to_dict()},
+            metadata=metadata,
             # Explicit requirements: MLflow's inference runs a subprocess that costs ~7 s.
             pip_requirements=[f"{p}=={version(p)}" for p in ("lightgbm", "numpy", "pandas")],
         )
     model_version = str(info.registered_model_version)
-    client = MlflowClient()
-    client.set_registered_model_alias(settings.model_name, settings.model_alias, model_version)
-    log.info(
-        "registered %s version %s as @%s", settings.model_name, model_version, settings.model_alias
+    client = client_for(settings)
+    client.set_model_version_tag(
+        settings.model_name,
+        model_version,
+        COMPARED_WITH_TAG,
+        champion.version if champion else "none",
     )
-    return run.info.run_id, model_version
+    client.set_model_version_tag(settings.model_name, model_version, "model_family", winner.family)
+    client.set_registered_model_alias(settings.model_name, CHALLENGER, model_version)
+    aliases = [CHALLENGER]
+    if alias_version(client, settings.model_name, settings.model_alias) is None:
+        client.set_registered_model_alias(settings.model_name, settings.model_alias, model_version)
+        aliases.append(settings.model_alias)
+    log.info(
+        "registered %s version %s as %s",
+        settings.model_name,
+        model_version,
+        " and ".join(f"@{a}" for a in aliases),
+    )
+    return run.info.run_id, model_version, tuple(aliases)
