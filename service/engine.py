@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from service.arbitration import expected_values
+from service.arbitration import expected_values, winners
 from service.catalog import Action
 from service.catalog_holder import CatalogVersion
 from service.contact_policy import contact_drops
@@ -245,8 +245,20 @@ class DecisionEngine:
             above = s.expected_value > threshold or s.action.priority > 0
             return (int(above), s.action.priority if above else 0, s.expected_value)
 
-        ranked = sorted([*options, nothing], key=rank_key, reverse=True)
-        winner = ranked[0]
+        column = winners(
+            np.array([[s.expected_value for s in options]]),
+            np.array([s.action.priority for s in options]),
+            np.ones((1, len(options)), dtype=bool),
+            threshold,
+        )[0]
+        winner = options[column] if column < len(options) else nothing
+        # Display order follows the same rule; the arbitration winner always comes first.
+        ranked = [
+            winner,
+            *sorted(
+                (s for s in [*options, nothing] if s is not winner), key=rank_key, reverse=True
+            ),
+        ]
         if winner is nothing:
             pool = [nothing, *(s for s in options if s.action.priority == 0)]
         else:

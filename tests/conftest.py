@@ -79,6 +79,22 @@ def run_cli(args: list[str], env: dict[str, str], cwd: Path) -> str:
     return output
 
 
+def run_cli_failing(args: list[str], env: dict[str, str], cwd: Path) -> str:
+    """Run `nba` where it must fail; return its output."""
+    nba = Path(sys.executable).with_name("nba")
+    result = subprocess.run(
+        [str(nba), *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode != 0, f"nba {' '.join(args)} should have failed"
+    return result.stdout + result.stderr
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """`nba demo` run twice on a copy of the feature repo: the same commands as `make demo`."""

@@ -97,7 +97,7 @@ class ImportedLog:
 
 
 def _fail(row: int | None, column: str, message: str) -> LogFormatError:
-    where = f"row {row + 2} (line {row + 2} of the file), " if row is not None else ""
+    where = f"row {row + 1} (line {row + 2} of the file), " if row is not None else ""
     return LogFormatError(f"{where}column '{column}': {message}")
 
 
@@ -135,7 +135,7 @@ def import_log(decisions_path: Path, actions_path: Path) -> ImportedLog:
         if column not in actions.columns:
             raise _fail(None, column, f"missing from {actions_path.name}")
 
-    times = pd.to_datetime(raw["timestamp"], utc=True, errors="coerce")
+    times = pd.to_datetime(raw["timestamp"], utc=True, errors="coerce", format="ISO8601")
     if (row := _first_bad(times.isna())) is not None:
         raise _fail(row, "timestamp", f"not a date and time: {raw['timestamp'].iloc[row]!r}")
     propensity = pd.to_numeric(raw["propensity"], errors="coerce")
