@@ -16,6 +16,7 @@ from service.catalog import Catalog, load_catalog
 from service.errors import NBAError
 from training.feature_store import apply_repo, materialize
 from training.logs import import_log, write_import
+from training.loop import run_loop
 from training.registry import promote, rollback
 from training.settings import TrainingSettings
 from training.simulator import SimulationConfig, simulate, write_world
@@ -143,6 +144,23 @@ def run_import(settings: TrainingSettings, catalog: Catalog, args: argparse.Name
     )
 
 
+def run_closed_loop(settings: TrainingSettings, catalog: Catalog, args: argparse.Namespace) -> None:
+    """Serve, let simulated customers respond, feed back, retrain and promote, per round."""
+    reports = run_loop(settings, catalog, args.rounds, args.per_round)
+    log.info("round | served | decisions | true value EUR | acceptance | trained | promoted")
+    for r in reports:
+        log.info(
+            "%5d | v%-5s | %9d | %14.2f | %10.3f | v%-6s | %s",
+            r.round,
+            r.served_version,
+            r.decisions,
+            r.true_value,
+            r.acceptance,
+            r.trained_version,
+            "yes" if r.promoted else "no",
+        )
+
+
 def print_example(settings: TrainingSettings) -> None:
     """Show how to call the service that `make demo` starts next."""
     url = f"http://{settings.host}:{settings.port}"
@@ -162,6 +180,7 @@ STEPS: dict[str, tuple[Step, ...]] = {
     "promote": (run_promote,),
     "rollback": (run_rollback,),
     "import-logs": (run_import,),
+    "loop": (run_closed_loop,),
     "demo": (run_simulate, run_features, run_train, run_promote),
 }
 
@@ -178,6 +197,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--actions", help="import-logs: the action table (CSV or Parquet)")
     parser.add_argument("--out", default="data/imported", help="import-logs: output folder")
     parser.add_argument("--force", action="store_true", help="promote despite refused gates")
+    parser.add_argument("--rounds", type=int, default=3, help="loop: how many rounds")
+    parser.add_argument("--per-round", type=int, default=2000, help="loop: decisions per round")
     return parser
 
 

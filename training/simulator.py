@@ -203,7 +203,8 @@ def states_at(
     return joined.sort_values("_row").drop(columns="_row").reset_index(drop=True)
 
 
-def _touchpoints(digital_logins: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def sample_touchpoints(digital_logins: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Where each customer shows up: digital customers online, others in person."""
     digital = np.clip(digital_logins / 30.0, 0.0, 1.0)
     weights = np.column_stack(
         [
@@ -235,7 +236,7 @@ def _decisions(
     offsets = np.sort(rng.uniform(0, span, n))
     times = pd.Series(pd.Timestamp(cfg.start) + pd.to_timedelta(offsets, unit="s")).dt.floor("s")
     states = states_at(profile, activity, latent, customers, times)
-    touchpoints = _touchpoints(states["digital_logins_30d"].to_numpy(dtype=np.float64), rng)
+    touchpoints = sample_touchpoints(states["digital_logins_30d"].to_numpy(dtype=np.float64), rng)
 
     chosen = np.empty(n, dtype=object)
     propensity = np.empty(n)

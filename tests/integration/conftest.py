@@ -13,7 +13,7 @@ import pytest
 
 from service.settings import DEFAULT_CATALOG
 from tests.conftest import Stack
-from tests.integration.server import running_service
+from training.serving import running_service
 
 
 @dataclass(frozen=True)

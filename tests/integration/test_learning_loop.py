@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -66,3 +67,27 @@ def test_a_stale_comparison_is_refused(registry: dict[str, str], stack: Stack) -
     forced = run_cli(["promote", "--force"], registry, stack.root)
     assert "promoted version 4 by force" in forced
     assert champion(registry) == "4"
+
+
+def test_closed_loop_serves_feeds_back_retrains(
+    registry: dict[str, str], stack: Stack, tmp_path: Path
+) -> None:
+    log_db = tmp_path / "loop_log.db"
+    env = {**registry, "NBA_DECISION_LOG_PATH": str(log_db), "NBA_CATALOG_RELOAD_SECONDS": "0"}
+    served = champion(env)
+    output = run_cli(["loop", "--rounds", "1", "--per-round", "150"], env, stack.root)
+    assert f"round 1: serving version {served}, 150 decisions" in output
+    assert "round | served | decisions | true value EUR | acceptance | trained | promoted" in output
+    row = next(
+        line
+        for line in output.splitlines()
+        if line.rstrip().endswith(("| yes", "| no")) and f"| v{served}" in line
+    )
+    true_value = float(row.split("|")[3])
+    assert 0 < true_value < 500
+    with sqlite3.connect(log_db) as db:
+        decisions = db.execute("SELECT COUNT(*) FROM decisions").fetchone()[0]
+        outcomes = dict(db.execute("SELECT outcome, COUNT(*) FROM feedback GROUP BY outcome"))
+    assert decisions == 150
+    assert outcomes["impression"] == outcomes.get("accept", 0) + outcomes.get("reject", 0)
+    assert outcomes["impression"] > 0

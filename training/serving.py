@@ -14,6 +14,7 @@ import httpx
 
 
 def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -26,6 +27,7 @@ def running_service(
     """Yield the base URL once /health/ready answers 200; stop the process afterwards."""
     port = free_port()
     env = {**env, "NBA_PORT": str(port), "NBA_HOST": "127.0.0.1"}
+    log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("w") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "service"],
@@ -39,7 +41,7 @@ def running_service(
         deadline = time.monotonic() + startup_timeout
         while True:
             if process.poll() is not None:
-                raise AssertionError(
+                raise RuntimeError(
                     f"service exited with {process.returncode}:\n{log_path.read_text()}"
                 )
             try:
@@ -48,7 +50,7 @@ def running_service(
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                raise AssertionError(f"service not ready in time:\n{log_path.read_text()}")
+                raise RuntimeError(f"service not ready in time:\n{log_path.read_text()}")
             time.sleep(0.3)
         yield url
     finally:
