@@ -12,12 +12,15 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from service.catalog import Catalog, load_catalog
 from service.errors import NBAError
 from training.feature_store import apply_repo, materialize
 from training.logs import import_log, write_import
 from training.loop import run_loop
 from training.registry import promote, rollback
+from training.reporting import policy_table
 from training.settings import TrainingSettings
 from training.simulator import SimulationConfig, simulate, write_world
 from training.train import train_and_register
@@ -78,19 +81,8 @@ def run_train(settings: TrainingSettings, catalog: Catalog, _: argparse.Namespac
         m["candidate/hit_at_1"],
         m["candidate/ndcg_at_5"],
     )
-    names = ["binary", "ranker", "champion", "rules", "popular", "random", "logging", "oracle"]
-    for name in names:
-        if f"policy/{name}/dr" not in m:
-            continue
-        line = (
-            f"policy {name:9} DR {m[f'policy/{name}/dr']:7.2f} "
-            f"[{m[f'policy/{name}/dr_lo']:.2f}, {m[f'policy/{name}/dr_hi']:.2f}] "
-            f"SNIPS {m[f'policy/{name}/snips']:7.2f} IPS {m[f'policy/{name}/ips']:7.2f} "
-            f"ESS {m[f'policy/{name}/dr_ess']:8.1f}"
-        )
-        if f"policy/{name}/true_value" in m:
-            line += f" | true {m[f'policy/{name}/true_value']:7.2f}"
-        log.info("%s", line)
+    with pd.option_context("display.width", 160, "display.precision", 2):
+        log.info("policy value per decision (EUR) on the holdout:\n%s", policy_table(m))
     log.info(
         "logged reward per decision: %.2f EUR (the logging policy, observed)",
         m["policy/logging/observed"],
