@@ -75,8 +75,9 @@ def classification_report(
         prefix = f"{name}/" if name else ""
         for metric, fn in CLASSIFICATION.items():
             report[f"{prefix}{metric}"] = fn(y, p) if len(y) else float("nan")
-            if not name and len(y):
-                lo, hi = bootstrap_interval(fn, (y, p), rng, resamples)
-                report[f"{metric}_lo"], report[f"{metric}_hi"] = lo, hi
+            if len(y):
+                # Slices get fewer resamples: they are many, and their intervals are wide anyway.
+                lo, hi = bootstrap_interval(fn, (y, p), rng, resamples if not name else 50)
+                report[f"{prefix}{metric}_lo"], report[f"{prefix}{metric}_hi"] = lo, hi
         report[f"{prefix}rows"] = float(mask.sum())
     return report
