@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from service.error_handlers import install_error_handlers
+from service.pages import router as pages_router
 from service.routes import router
 from service.runtime import build_runtime
 from service.settings import ServiceSettings
@@ -34,4 +35,5 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     )
     install_error_handlers(app)
     app.include_router(router)
+    app.include_router(pages_router)
     return app

@@ -104,9 +104,17 @@ class DecisionEngine:
         self._clock = clock
 
     def decide(
-        self, customer_id: str, touchpoint: Touchpoint, with_reasons: bool = True
+        self,
+        customer_id: str,
+        touchpoint: Touchpoint,
+        with_reasons: bool = True,
+        record: bool = True,
     ) -> Decision:
-        """Apply rules, score, cap, arbitrate, explore, log; then explain the shown action."""
+        """Apply rules, score, cap, arbitrate, explore, log; then explain the shown action.
+
+        `record=False` is a dry run (the decision explorer): nothing is logged, so it
+        neither counts as a contact nor can receive feedback.
+        """
         version = self.catalogs.current
         now = self._clock()
         values = self.features.read(customer_id)
@@ -136,23 +144,25 @@ class DecisionEngine:
             shown = draw(probabilities, self._rng)
             chosen = pool[shown]
             decision_id = str(uuid.uuid4())
-            session.append(
-                DecisionRecord(
-                    decision_id=decision_id,
-                    created_at=now,
-                    customer_id=customer_id,
-                    touchpoint=touchpoint.value,
-                    model_name=self.model.name,
-                    model_version=self.model.version,
-                    personalised=personalised,
-                    chosen_action=chosen.action.id,
-                    selection_probability=float(probabilities[shown]),
-                    explored=shown != greedy,
-                    candidates=tuple(
-                        LoggedCandidate(s.action.id, s.propensity, s.expected_value) for s in ranked
-                    ),
+            if record:
+                session.append(
+                    DecisionRecord(
+                        decision_id=decision_id,
+                        created_at=now,
+                        customer_id=customer_id,
+                        touchpoint=touchpoint.value,
+                        model_name=self.model.name,
+                        model_version=self.model.version,
+                        personalised=personalised,
+                        chosen_action=chosen.action.id,
+                        selection_probability=float(probabilities[shown]),
+                        explored=shown != greedy,
+                        candidates=tuple(
+                            LoggedCandidate(s.action.id, s.propensity, s.expected_value)
+                            for s in ranked
+                        ),
+                    )
                 )
-            )
 
         reasons: list[Reason] = []
         if with_reasons and personalised and chosen.propensity is not None and values is not None:

@@ -12,6 +12,7 @@ from service.engine import DecisionEngine
 from service.errors import ModelLoadError
 from service.feature_client import OnlineFeatures
 from service.model import LoadedModel, load_registered_model
+from service.model_directory import ModelDirectory
 from service.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,7 @@ class Runtime:
     model: LoadedModel
     decision_log: DecisionLog
     engine: DecisionEngine
+    models: ModelDirectory
 
     def close(self) -> None:
         """Stop background work and close the decision log."""
@@ -70,4 +72,5 @@ def build_runtime(settings: ServiceSettings) -> Runtime:
         model.alias,
         len(catalogs.current.catalog.actions),
     )
-    return Runtime(settings, catalogs, features, model, decision_log, engine)
+    models = ModelDirectory(settings.mlflow_tracking_uri, settings.model_name)
+    return Runtime(settings, catalogs, features, model, decision_log, engine, models)

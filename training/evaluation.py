@@ -29,6 +29,13 @@ def logged_rewards(frame: pd.DataFrame, catalog: Catalog) -> np.ndarray:
     return np.asarray(frame["outcome"].to_numpy(dtype=np.float64) * value - cost)
 
 
+def age_band_label(band: pd.Interval) -> str:
+    """'30-44', or '75-and-over' for the open-ended last band (MLflow allows no '+')."""
+    if band.right >= AGE_BANDS[-1]:
+        return f"{int(band.left)}-and-over"
+    return f"{int(band.left)}-{int(band.right) - 1}"
+
+
 def segments(frame: pd.DataFrame) -> dict[str, np.ndarray]:
     """Row masks of the reporting slices: touchpoint, and age band when age is known."""
     masks = {
@@ -38,7 +45,7 @@ def segments(frame: pd.DataFrame) -> dict[str, np.ndarray]:
     if "age" in frame.columns:
         bands = pd.cut(frame["age"], AGE_BANDS, right=False)
         for band in bands.cat.categories:
-            masks[f"age_{int(band.left)}-{int(band.right) - 1}"] = (bands == band).to_numpy()
+            masks[f"age_{age_band_label(band)}"] = (bands == band).to_numpy()
     return masks
 
 

@@ -21,11 +21,13 @@ from service.catalog import Catalog
 from service.errors import ModelLoadError
 from service.features import FeatureSpec
 from service.model import LoadedModel, load_registered_model
+from training.cards import card_inputs, publish_cards
 from training.dataset import TimeSplit, TrainingSet, build_training_set, design_matrix, time_split
 from training.evaluation import evaluate_policies, ranking_on_logs, segments
 from training.metrics import classification_report
 from training.models import binary_params, fit_binary, fit_calibration, fit_ranker, ranker_params
 from training.policies import (
+    Block,
     Policy,
     Scorer,
     candidate_grid,
@@ -144,7 +146,7 @@ def evaluate(
     candidates: list[Candidate],
     champion: LoadedModel | None,
     settings: TrainingSettings,
-) -> dict[str, float]:
+) -> tuple[dict[str, float], list[Block]]:
     """Holdout metrics of both families, ranking on logs, and every policy's value."""
     frame = data.frame
     holdout = frame[split.holdout].reset_index(drop=True)
@@ -186,7 +188,7 @@ def evaluate(
         holdout, blocks, catalog, policies, reward_model, rng, truth, settings.bootstrap_resamples
     )
     metrics |= {f"policy/{k}": v for k, v in values.items()}
-    return metrics
+    return metrics, blocks
 
 
 def _git_commit() -> str:
@@ -248,7 +250,7 @@ def train_and_register(settings: TrainingSettings, catalog: Catalog) -> TrainRes
     split = time_split(data.frame, settings.holdout_fraction)
     candidates, matrix = fit_candidates(data, split, catalog, settings)
     champion = _current_champion(settings, data.spec)
-    metrics = evaluate(data, split, matrix, catalog, candidates, champion, settings)
+    metrics, blocks = evaluate(data, split, matrix, catalog, candidates, champion, settings)
     winner = max(candidates, key=lambda c: metrics[f"policy/{c.family}/dr"])
     log.info(
         "policy value (doubly robust): binary %.2f, ranker %.2f EUR per decision: %s wins",
@@ -261,6 +263,10 @@ def train_and_register(settings: TrainingSettings, catalog: Catalog) -> TrainRes
     run_id, model_version, aliases = _log_and_register(
         settings, data, split, winner, metrics, champion, matrix[:50]
     )
+    inputs = card_inputs(
+        settings, data, split, matrix, catalog, winner.booster, winner.score, blocks
+    )
+    publish_cards(settings, model_version, inputs, champion)
     return TrainResult(run_id, model_version, winner.family, aliases, metrics)
 
 

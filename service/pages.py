@@ -1,0 +1,85 @@
+"""Server-rendered pages for product owners: models in service, their cards, the explorer."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from service.model_directory import CardNotFoundError
+from service.routes import RuntimeDep
+from service.schemas import CUSTOMER_ID_PATTERN
+from service.vocabulary import Touchpoint
+
+templates = Jinja2Templates(directory=Path(__file__).with_name("templates"))
+templates.env.filters["number"] = lambda v, digits=2: "n/a" if v is None else f"{v:,.{digits}f}"
+templates.env.filters["percent"] = lambda v: "n/a" if v is None else f"{v:.1%}"
+templates.env.filters["datetime"] = lambda ms: datetime.fromtimestamp(ms / 1000, UTC).strftime(
+    "%Y-%m-%d %H:%M UTC"
+)
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/models", response_class=HTMLResponse)
+def models_page(request: Request, runtime: RuntimeDep) -> HTMLResponse:
+    """The champion and the challenger, with links to their cards."""
+    served = runtime.models.served()
+    return templates.TemplateResponse(
+        request,
+        "models.html",
+        {
+            "model_name": runtime.models.model_name,
+            "models": served,
+            "has_challenger": any(m.alias == "challenger" for m in served),
+            "serving": runtime.model,
+        },
+    )
+
+
+@router.get("/models/compare", response_class=HTMLResponse)
+def comparison_page(runtime: RuntimeDep) -> HTMLResponse:
+    """The challenger's card set side by side with the champion's."""
+    version = runtime.models.challenger_version()
+    return HTMLResponse(runtime.models.page(version, "card/comparison.html"))
+
+
+@router.get("/models/{version}/card", response_class=HTMLResponse)
+def card_page(version: str, runtime: RuntimeDep) -> HTMLResponse:
+    """A version's model card, as logged with it at training time."""
+    if not version.isdigit():
+        raise CardNotFoundError(f"'{version}' is not a model version")
+    return HTMLResponse(runtime.models.page(version, "card/card.html"))
+
+
+@router.get("/explorer", response_class=HTMLResponse)
+def explorer_page(
+    request: Request,
+    runtime: RuntimeDep,
+    customer_id: str = "",
+    touchpoint: str = Touchpoint.CALL_CENTER.value,
+) -> HTMLResponse:
+    """Dry-run a decision and show the ranking, the reasons and every 'why not'."""
+    context: dict[str, object] = {
+        "customer_id": customer_id,
+        "touchpoint": touchpoint,
+        "decision": None,
+        "error": None,
+        "touchpoints": [t.value for t in Touchpoint],
+        "titles": {a.id: a.title for a in runtime.catalogs.current.catalog.actions},
+    }
+    status = 200
+    if customer_id:
+        if touchpoint not in context["touchpoints"]:  # type: ignore[operator]
+            context["error"], status = f"Unknown touchpoint '{touchpoint}'.", 422
+        elif len(customer_id) > 128 or not re.fullmatch(CUSTOMER_ID_PATTERN, customer_id):
+            context["error"], status = "A customer ID has 1 to 128 printable characters.", 422
+        else:
+            context["decision"] = runtime.engine.decide(
+                customer_id, Touchpoint(touchpoint), record=False
+            )
+    return templates.TemplateResponse(request, "explorer.html", context, status_code=status)
