@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from service.catalog_holder import CatalogHolder
 from service.decision_log import DecisionLog, SqliteDecisionLog
+from service.decision_log_postgres import PostgresDecisionLog
 from service.engine import DecisionEngine
 from service.errors import ModelLoadError
 from service.feature_client import OnlineFeatures
@@ -36,6 +37,13 @@ class Runtime:
         self.decision_log.close()
 
 
+def open_decision_log(settings: ServiceSettings) -> DecisionLog:
+    """PostgreSQL when `decision_log_url` is set, else the SQLite file."""
+    if settings.decision_log_url:
+        return PostgresDecisionLog(settings.decision_log_url)
+    return SqliteDecisionLog(settings.decision_log_path)
+
+
 def build_runtime(settings: ServiceSettings) -> Runtime:
     """Load features, model and catalog; check they fit together; open the decision log."""
     features = OnlineFeatures(
@@ -54,7 +62,7 @@ def build_runtime(settings: ServiceSettings) -> Runtime:
             f"feature service '{settings.feature_service}' does not serve"
         )
     catalogs = CatalogHolder(settings.catalog_path, set(features.columns))
-    decision_log = SqliteDecisionLog(settings.decision_log_path)
+    decision_log = open_decision_log(settings)
     engine = DecisionEngine(
         catalogs,
         model,

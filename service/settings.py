@@ -35,6 +35,11 @@ class ServiceSettings(BaseSettings):
     decision_log_path: Path = Field(
         Path("data/decision_log.db"), description="SQLite decision log (decisions and feedback)"
     )
+    decision_log_url: str | None = Field(
+        None,
+        description="postgresql://... to keep the decision log in PostgreSQL (shared by several "
+        "processes); unset: the SQLite file at decision_log_path",
+    )
     exploration_seed: int | None = Field(
         None, description="Seed of the exploration draws (unset: fresh randomness)"
     )

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from service.catalog import Catalog, load_catalog
+from service.model import LoadedModel
 from service.settings import DEFAULT_CATALOG
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,6 +28,14 @@ SMALL_WORLD = {
 @pytest.fixture(scope="session")
 def catalog() -> Catalog:
     return load_catalog(DEFAULT_CATALOG)
+
+
+@pytest.fixture(scope="session")
+def model(catalog: Catalog) -> LoadedModel:
+    """A small real LightGBM model for tests of the engine's own logic."""
+    from tests.unit.engine_kit import train_model
+
+    return train_model(catalog)
 
 
 @dataclass(frozen=True)

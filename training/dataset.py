@@ -48,7 +48,7 @@ def decision_history(settings: TrainingSettings) -> pd.DataFrame:
         return logged.sort_values("event_timestamp", kind="stable").reset_index(drop=True)
     parts = [
         read_simulated_log(settings.training_log),
-        read_service_log(settings.decision_log_path),
+        read_service_log(settings),
     ]
     frame = pd.concat([p for p in parts if len(p)], ignore_index=True)
     return frame.sort_values("event_timestamp", kind="stable").reset_index(drop=True)

@@ -7,7 +7,6 @@ outcome (1 accepted, else 0), plus, for imported logs, numeric context-feature c
 
 from __future__ import annotations
 
-import sqlite3
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,8 @@ import pandas as pd
 import yaml
 
 from service.catalog import NO_ACTION_ID
+from service.runtime import open_decision_log
+from service.settings import ServiceSettings
 from service.vocabulary import ActionType, Touchpoint
 
 CANONICAL = (
@@ -62,29 +63,33 @@ def read_simulated_log(path: Path) -> pd.DataFrame:
     return frame[list(CANONICAL)]
 
 
-def read_service_log(path: Path) -> pd.DataFrame:
-    """Decisions the service logged, with accept feedback as the outcome.
+def read_service_log(settings: ServiceSettings) -> pd.DataFrame:
+    """Decisions the service logged (SQLite or PostgreSQL), with `accept` as the outcome.
 
     Non-personalised decisions (unknown customers, objections to profiling) are left out:
     their data may not be used to profile them. A decision without an `accept` counts as not
     accepted.
     """
-    if not path.exists():
+    if not settings.decision_log_url and not settings.decision_log_path.exists():
         return pd.DataFrame(columns=list(CANONICAL))
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as connection:
-        frame = pd.read_sql_query(
-            "SELECT d.decision_id, d.customer_id, d.created_at, d.touchpoint, "
-            "d.chosen_action AS action_id, d.selection_probability AS propensity, "
-            "MAX(CASE WHEN f.outcome = 'accept' AND f.action_id = d.chosen_action "
-            "THEN 1 ELSE 0 END) AS outcome "
-            "FROM decisions d LEFT JOIN feedback f ON f.decision_id = d.decision_id "
-            "WHERE d.personalised = 1 GROUP BY d.decision_id ORDER BY d.created_at",
-            connection,
-        )
-    frame["event_timestamp"] = pd.to_datetime(frame.pop("created_at"), unit="s", utc=True).dt.floor(
-        "ms"
+    log = open_decision_log(settings)
+    try:
+        frame = log.decisions_frame()
+    finally:
+        log.close()
+    frame = frame[frame["personalised"].astype(int) == 1]
+    frame = frame.rename(
+        columns={
+            "chosen_action": "action_id",
+            "selection_probability": "propensity",
+            "accepted": "outcome",
+        }
     )
-    return frame[list(CANONICAL)]
+    frame["event_timestamp"] = pd.to_datetime(
+        frame["created_at"].astype(float), unit="s", utc=True
+    ).dt.floor("ms")
+    frame["outcome"] = frame["outcome"].astype(np.int64)
+    return frame[list(CANONICAL)].reset_index(drop=True)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import numpy as np
 
 from service.catalog import Catalog
 from service.catalog_holder import CatalogVersion
-from service.decision_log import SqliteDecisionLog
+from service.decision_log import DecisionLog, SqliteDecisionLog
 from service.engine import DecisionEngine
 from service.features import FeatureSpec, featurize
 from service.model import LoadedModel
@@ -106,7 +106,7 @@ class Clock:
 @dataclass
 class Kit:
     engine: DecisionEngine
-    log: SqliteDecisionLog
+    log: DecisionLog
     clock: Clock
     features: DictFeatures
     catalog: FixedCatalog = field(repr=False)
@@ -118,11 +118,12 @@ def make_kit(
     db: Path,
     customers: dict[str, dict[str, Any]],
     seed: int = 0,
+    log: DecisionLog | None = None,
 ) -> Kit:
     clock = Clock()
     features = DictFeatures(customers)
     source = FixedCatalog(CatalogVersion.of(catalog))
-    log = SqliteDecisionLog(db)
+    log = log or SqliteDecisionLog(db)
     engine = DecisionEngine(
         source, model, features, log, DESCRIPTIONS, rng=random.Random(seed), clock=clock
     )

@@ -1,0 +1,172 @@
+"""The decision log on PostgreSQL, for several service processes sharing one log.
+
+Same interface and semantics as the SQLite default. A customer session takes a
+transaction-scoped advisory lock on the customer, so caps hold across processes and
+machines; feedback commits with the server's synchronous commit before the API answers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pandas as pd
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from service.decision_log import ContactHistory, CustomerSession, DecisionRecord, Outcome
+from service.errors import ActionNotInDecisionError, DecisionLogError, UnknownDecisionError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS decisions (
+    decision_id TEXT PRIMARY KEY,
+    created_at DOUBLE PRECISION NOT NULL,
+    customer_id TEXT NOT NULL,
+    touchpoint TEXT NOT NULL,
+    model_name TEXT NOT NULL,
+    model_version TEXT NOT NULL,
+    personalised BOOLEAN NOT NULL,
+    chosen_action TEXT NOT NULL,
+    selection_probability DOUBLE PRECISION NOT NULL,
+    explored BOOLEAN NOT NULL,
+    candidates JSONB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS decisions_customer_time ON decisions (customer_id, created_at);
+CREATE TABLE IF NOT EXISTS feedback (
+    decision_id TEXT NOT NULL REFERENCES decisions (decision_id),
+    action_id TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    received_at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (decision_id, action_id, outcome)
+);
+"""
+
+
+class _PostgresSession:
+    def __init__(self, connection: psycopg.Connection[Any], customer_id: str) -> None:
+        self._connection = connection
+        self._customer_id = customer_id
+
+    def history(self, since: float) -> ContactHistory:
+        shown = self._connection.execute(
+            "SELECT chosen_action, created_at FROM decisions "
+            "WHERE customer_id = %s AND created_at >= %s AND chosen_action != 'no_action'",
+            (self._customer_id, since),
+        ).fetchall()
+        rejected = self._connection.execute(
+            "SELECT f.action_id, f.received_at FROM feedback f "
+            "JOIN decisions d ON d.decision_id = f.decision_id "
+            "WHERE d.customer_id = %s AND f.outcome = 'reject' AND f.received_at >= %s",
+            (self._customer_id, since),
+        ).fetchall()
+        return ContactHistory(
+            tuple((a, float(t)) for a, t in shown), tuple((a, float(t)) for a, t in rejected)
+        )
+
+    def append(self, record: DecisionRecord) -> None:
+        candidates = json.dumps(
+            [[c.action_id, c.propensity, c.expected_value] for c in record.candidates]
+        )
+        self._connection.execute(
+            "INSERT INTO decisions VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (
+                record.decision_id,
+                record.created_at,
+                record.customer_id,
+                record.touchpoint,
+                record.model_name,
+                record.model_version,
+                record.personalised,
+                record.chosen_action,
+                record.selection_probability,
+                record.explored,
+                candidates,
+            ),
+        )
+
+
+class PostgresDecisionLog:
+    """A pooled PostgreSQL decision log (`NBA_DECISION_LOG_URL=postgresql://...`)."""
+
+    def __init__(self, url: str, pool_size: int = 8) -> None:
+        try:
+            self._pool = ConnectionPool(
+                url,
+                min_size=1,
+                max_size=pool_size,
+                open=True,
+                timeout=10,
+                kwargs={"autocommit": False},
+            )
+            with self._pool.connection() as connection:
+                connection.execute(SCHEMA)
+        except (psycopg.Error, OSError) as exc:
+            raise DecisionLogError(
+                f"cannot open the decision log at {_redact(url)}: {exc}"
+            ) from exc
+
+    @contextmanager
+    def customer_session(self, customer_id: str) -> Iterator[CustomerSession]:
+        """Read history and append one decision atomically for this customer."""
+        try:
+            with self._pool.connection() as connection, connection.transaction():
+                connection.execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (customer_id,)
+                )
+                yield _PostgresSession(connection, customer_id)
+        except psycopg.Error as exc:
+            raise DecisionLogError(f"decision log unavailable: {exc}") from exc
+
+    def record_feedback(
+        self, decision_id: str, action_id: str, outcome: Outcome, at: float
+    ) -> bool:
+        """Store feedback durably; True when new, False when it was already recorded."""
+        try:
+            with self._pool.connection() as connection, connection.transaction():
+                row = connection.execute(
+                    "SELECT candidates FROM decisions WHERE decision_id = %s", (decision_id,)
+                ).fetchone()
+                if row is None:
+                    raise UnknownDecisionError(f"no decision with id {decision_id}")
+                if action_id not in {c[0] for c in row[0]}:
+                    raise ActionNotInDecisionError(
+                        f"action '{action_id}' was not a candidate of decision {decision_id}"
+                    )
+                cursor = connection.execute(
+                    "INSERT INTO feedback VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                    (decision_id, action_id, outcome.value, at),
+                )
+                return cursor.rowcount == 1
+        except psycopg.Error as exc:
+            raise DecisionLogError(f"feedback write failed: {exc}") from exc
+
+    def decisions_frame(self) -> pd.DataFrame:
+        """All decisions with their outcomes, one row per decision (for training)."""
+        with self._pool.connection() as connection:
+            cursor = connection.execute(
+                "SELECT d.decision_id, d.created_at, d.customer_id, d.touchpoint, d.model_name, "
+                "d.model_version, d.personalised::int, d.chosen_action, d.selection_probability, "
+                "d.explored::int, d.candidates::text, "
+                "MAX(CASE WHEN f.outcome = 'accept' AND f.action_id = d.chosen_action "
+                "THEN 1 ELSE 0 END) AS accepted "
+                "FROM decisions d LEFT JOIN feedback f ON f.decision_id = d.decision_id "
+                "GROUP BY d.decision_id ORDER BY d.created_at"
+            )
+            columns = [c.name for c in cursor.description or []]
+            return pd.DataFrame(cursor.fetchall(), columns=columns)
+
+    def close(self) -> None:
+        """Close the pool."""
+        self._pool.close()
+
+
+def _redact(url: str) -> str:
+    """The URL without its password, for error messages and logs."""
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    credentials, host = rest.rsplit("@", 1)
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}"

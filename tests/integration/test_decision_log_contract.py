@@ -1,0 +1,206 @@
+"""One contract, two decision logs: SQLite (default) and PostgreSQL (the real local server)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from service.catalog import Catalog
+from service.decision_log import (
+    DecisionLog,
+    DecisionRecord,
+    LoggedCandidate,
+    Outcome,
+    SqliteDecisionLog,
+)
+from service.decision_log_postgres import PostgresDecisionLog
+from service.errors import ActionNotInDecisionError, UnknownDecisionError
+from service.model import LoadedModel
+from service.runtime import open_decision_log
+from service.settings import ServiceSettings
+from service.vocabulary import Touchpoint
+from tests.unit.engine_kit import CALM_CUSTOMER, make_kit
+from training.logs import read_service_log
+
+pytestmark = pytest.mark.integration
+
+POSTGRES = os.environ.get("NBA_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+Opener = Callable[[], DecisionLog]
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> Iterator[str]:
+    """A fresh database on the local PostgreSQL server, dropped afterwards."""
+    try:
+        admin = psycopg.connect(POSTGRES, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL is required under CI and not reachable at {POSTGRES}: {exc}")
+        pytest.skip(f"no PostgreSQL at {POSTGRES} (set NBA_TEST_POSTGRES): {exc}")
+    name = f"nba_test_{uuid.uuid4().hex[:12]}"
+    admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield POSTGRES.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
+    opened: list[DecisionLog] = []
+    if request.param == "sqlite":
+
+        def open_log() -> DecisionLog:
+            opened.append(SqliteDecisionLog(tmp_path / "log.db"))
+            return opened[-1]
+    else:
+        url = request.getfixturevalue("postgres_url")
+        schema_reset = psycopg.connect(url, autocommit=True)
+        schema_reset.execute("DROP TABLE IF EXISTS feedback, decisions")
+        schema_reset.close()
+
+        def open_log() -> DecisionLog:
+            opened.append(PostgresDecisionLog(url))
+            return opened[-1]
+
+    yield open_log
+    for log in opened:
+        log.close()
+
+
+def record(
+    customer: str,
+    action: str,
+    at: float,
+    candidates: tuple[str, ...] = ("card", "loan", "no_action"),
+) -> DecisionRecord:
+    return DecisionRecord(
+        decision_id=str(uuid.uuid4()),
+        created_at=at,
+        customer_id=customer,
+        touchpoint="web",
+        model_name="m",
+        model_version="1",
+        personalised=True,
+        chosen_action=action,
+        selection_probability=0.9,
+        explored=False,
+        candidates=tuple(LoggedCandidate(c, 0.1, 1.0) for c in candidates),
+    )
+
+
+def test_history_counts_shown_actions_in_the_window(opener: Opener) -> None:
+    log = opener()
+    for action, at in (("card", 100.0), ("no_action", 150.0), ("loan", 200.0), ("card", 300.0)):
+        with log.customer_session("c") as session:
+            session.append(record("c", action, at))
+    with log.customer_session("other") as session:
+        session.append(record("other", "card", 250.0))
+    with log.customer_session("c") as session:
+        history = session.history(since=150.0)
+    assert sorted(history.shown) == [("card", 300.0), ("loan", 200.0)]
+    assert history.rejected == ()
+
+
+def test_feedback_is_idempotent_validated_and_read_as_rejections(opener: Opener) -> None:
+    log = opener()
+    decision = record("c", "card", 100.0)
+    with log.customer_session("c") as session:
+        session.append(decision)
+    assert log.record_feedback(decision.decision_id, "card", Outcome.REJECT, 110.0) is True
+    assert log.record_feedback(decision.decision_id, "card", Outcome.REJECT, 111.0) is False
+    assert log.record_feedback(decision.decision_id, "loan", Outcome.ACCEPT, 112.0) is True
+    with pytest.raises(UnknownDecisionError):
+        log.record_feedback(str(uuid.uuid4()), "card", Outcome.ACCEPT, 1.0)
+    with pytest.raises(ActionNotInDecisionError):
+        log.record_feedback(decision.decision_id, "mortgage", Outcome.ACCEPT, 1.0)
+    with log.customer_session("c") as session:
+        assert session.history(since=0.0).rejected == (("card", 110.0),)
+    frame = log.decisions_frame()
+    assert len(frame) == 1 and int(frame["accepted"].iloc[0]) == 0
+
+
+def test_a_failed_session_writes_nothing(opener: Opener) -> None:
+    log = opener()
+    with pytest.raises(RuntimeError), log.customer_session("c") as session:
+        session.append(record("c", "card", 1.0))
+        raise RuntimeError("arbitration failed")
+    assert len(log.decisions_frame()) == 0
+
+
+def test_sessions_for_one_customer_never_interleave(opener: Opener) -> None:
+    """Read-count-then-append from two logs (two connections, as two processes) and 16
+    threads: a cap of 3 holds only if the sessions are serialised per customer."""
+    logs = [opener(), opener()]
+
+    def try_contact(i: int) -> bool:
+        with logs[i % 2].customer_session("c") as session:
+            if len(session.history(since=0.0).shown) >= 3:
+                return False
+            session.append(record("c", "card", float(i)))
+            return True
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        shown = sum(pool.map(try_contact, range(40)))
+    assert shown == 3
+    assert len(logs[0].decisions_frame()) == 3
+
+
+def test_engine_caps_hold_on_postgres_under_concurrency(
+    postgres_url: str, catalog: Catalog, model: LoadedModel, tmp_path: Path
+) -> None:
+    raw = catalog.model_dump(mode="json")
+    raw["policy"]["customer_contact_cap"] = {"max_count": 2, "window_days": 7}
+    capped = Catalog.model_validate(raw)
+    logs = [PostgresDecisionLog(postgres_url), PostgresDecisionLog(postgres_url)]
+    customer = f"pg-{uuid.uuid4().hex[:8]}"
+    kits = [
+        make_kit(capped, model, tmp_path / "unused.db", {customer: CALM_CUSTOMER}, log=log)
+        for log in logs
+    ]
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        results = list(
+            pool.map(
+                lambda i: kits[i % 2].engine.decide(customer, Touchpoint.CALL_CENTER), range(30)
+            )
+        )
+    assert sum(r.chosen.action.id != "no_action" for r in results) == 2
+    for log in logs:
+        log.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_training_reads_the_service_log(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    if backend == "postgres":
+        url = request.getfixturevalue("postgres_url")
+        reset = psycopg.connect(url, autocommit=True)
+        reset.execute("DROP TABLE IF EXISTS feedback, decisions")
+        reset.close()
+        settings = ServiceSettings(decision_log_url=url)
+    else:
+        settings = ServiceSettings(decision_log_path=tmp_path / "log.db")
+    log = open_decision_log(settings)
+    accepted, ignored = record("a", "card", 1_790_000_000.5), record("b", "loan", 1_790_000_100.0)
+    anonymous = record("x", "card", 1_790_000_200.0)
+    anonymous = DecisionRecord(**{**anonymous.__dict__, "personalised": False})
+    for item in (accepted, ignored, anonymous):
+        with log.customer_session(item.customer_id) as session:
+            session.append(item)
+    log.record_feedback(accepted.decision_id, "card", Outcome.ACCEPT, 1_790_000_010.0)
+    log.record_feedback(ignored.decision_id, "loan", Outcome.IMPRESSION, 1_790_000_110.0)
+    log.close()
+    frame = read_service_log(settings)
+    assert list(frame["decision_id"]) == [accepted.decision_id, ignored.decision_id]
+    assert list(frame["outcome"]) == [1, 0]
+    assert list(frame["propensity"]) == [0.9, 0.9]
+    assert str(frame["event_timestamp"].dt.tz) == "UTC"
