@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import pandas as pd
 
@@ -113,30 +113,45 @@ CREATE TABLE IF NOT EXISTS feedback (
 """
 
 
-class _SqliteSession:
-    def __init__(self, connection: sqlite3.Connection, customer_id: str) -> None:
+class SqlSession:
+    """History reads and the append, in SQL shared by SQLite ('?') and PostgreSQL ('%s')."""
+
+    def __init__(
+        self,
+        connection: Any,
+        customer_id: str,
+        placeholder: str = "?",
+        flag: Callable[[bool], object] = int,
+    ) -> None:
         self._connection = connection
         self._customer_id = customer_id
+        self._placeholder = placeholder
+        self._flag = flag
+
+    def _execute(self, sql: str, params: tuple[object, ...]) -> Any:
+        return self._connection.execute(sql.replace("?", self._placeholder), params)
 
     def history(self, since: float) -> ContactHistory:
-        shown = self._connection.execute(
+        shown = self._execute(
             "SELECT chosen_action, created_at FROM decisions "
             "WHERE customer_id = ? AND created_at >= ? AND chosen_action != 'no_action'",
             (self._customer_id, since),
         ).fetchall()
-        rejected = self._connection.execute(
+        rejected = self._execute(
             "SELECT f.action_id, f.received_at FROM feedback f "
             "JOIN decisions d ON d.decision_id = f.decision_id "
             "WHERE d.customer_id = ? AND f.outcome = 'reject' AND f.received_at >= ?",
             (self._customer_id, since),
         ).fetchall()
-        return ContactHistory(tuple(shown), tuple(rejected))
+        return ContactHistory(
+            tuple((a, float(t)) for a, t in shown), tuple((a, float(t)) for a, t in rejected)
+        )
 
     def append(self, record: DecisionRecord) -> None:
         candidates = json.dumps(
             [[c.action_id, c.propensity, c.expected_value] for c in record.candidates]
         )
-        self._connection.execute(
+        self._execute(
             "INSERT INTO decisions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 record.decision_id,
@@ -145,10 +160,10 @@ class _SqliteSession:
                 record.touchpoint,
                 record.model_name,
                 record.model_version,
-                int(record.personalised),
+                self._flag(record.personalised),
                 record.chosen_action,
                 record.selection_probability,
-                int(record.explored),
+                self._flag(record.explored),
                 candidates,
             ),
         )
@@ -191,7 +206,7 @@ class SqliteDecisionLog:
             except sqlite3.Error as exc:
                 raise DecisionLogError(f"decision log unavailable: {exc}") from exc
             try:
-                yield _SqliteSession(connection, customer_id)
+                yield SqlSession(connection, customer_id)
             except BaseException:
                 connection.execute("ROLLBACK")
                 raise

@@ -7,16 +7,14 @@ machines; feedback commits with the server's synchronous commit before the API a
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import pandas as pd
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from service.decision_log import ContactHistory, CustomerSession, DecisionRecord, Outcome
+from service.decision_log import CustomerSession, Outcome, SqlSession
 from service.errors import ActionNotInDecisionError, DecisionLogError, UnknownDecisionError
 
 SCHEMA = """
@@ -42,49 +40,6 @@ CREATE TABLE IF NOT EXISTS feedback (
     PRIMARY KEY (decision_id, action_id, outcome)
 );
 """
-
-
-class _PostgresSession:
-    def __init__(self, connection: psycopg.Connection[Any], customer_id: str) -> None:
-        self._connection = connection
-        self._customer_id = customer_id
-
-    def history(self, since: float) -> ContactHistory:
-        shown = self._connection.execute(
-            "SELECT chosen_action, created_at FROM decisions "
-            "WHERE customer_id = %s AND created_at >= %s AND chosen_action != 'no_action'",
-            (self._customer_id, since),
-        ).fetchall()
-        rejected = self._connection.execute(
-            "SELECT f.action_id, f.received_at FROM feedback f "
-            "JOIN decisions d ON d.decision_id = f.decision_id "
-            "WHERE d.customer_id = %s AND f.outcome = 'reject' AND f.received_at >= %s",
-            (self._customer_id, since),
-        ).fetchall()
-        return ContactHistory(
-            tuple((a, float(t)) for a, t in shown), tuple((a, float(t)) for a, t in rejected)
-        )
-
-    def append(self, record: DecisionRecord) -> None:
-        candidates = json.dumps(
-            [[c.action_id, c.propensity, c.expected_value] for c in record.candidates]
-        )
-        self._connection.execute(
-            "INSERT INTO decisions VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (
-                record.decision_id,
-                record.created_at,
-                record.customer_id,
-                record.touchpoint,
-                record.model_name,
-                record.model_version,
-                record.personalised,
-                record.chosen_action,
-                record.selection_probability,
-                record.explored,
-                candidates,
-            ),
-        )
 
 
 class PostgresDecisionLog:
@@ -115,7 +70,7 @@ class PostgresDecisionLog:
                 connection.execute(
                     "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (customer_id,)
                 )
-                yield _PostgresSession(connection, customer_id)
+                yield SqlSession(connection, customer_id, placeholder="%s", flag=bool)
         except psycopg.Error as exc:
             raise DecisionLogError(f"decision log unavailable: {exc}") from exc
 
