@@ -14,6 +14,13 @@ from service.errors import FeatureStoreError
 log = logging.getLogger(__name__)
 
 
+def open_feature_store(repo_path: Path, yaml_file: Path | None = None) -> FeatureStore:
+    """The Feast store of a repo, configured by its own feature_store.yaml or by a profile."""
+    if yaml_file is None:
+        return FeatureStore(repo_path=str(repo_path))
+    return FeatureStore(repo_path=str(repo_path), fs_yaml_file=yaml_file)
+
+
 def feature_service_columns(store: FeatureStore, service_name: str) -> list[str]:
     """Names of the features a Feast feature service returns, in registry order."""
     service: FeatureService = store.get_feature_service(service_name)
@@ -27,9 +34,11 @@ class OnlineFeatures:
     their features are read together, by reference, in a single call.
     """
 
-    def __init__(self, repo_path: Path, service_names: Sequence[str]) -> None:
+    def __init__(
+        self, repo_path: Path, service_names: Sequence[str], yaml_file: Path | None = None
+    ) -> None:
         try:
-            self._store = FeatureStore(repo_path=str(repo_path))
+            self._store = open_feature_store(repo_path, yaml_file)
             services = [self._store.get_feature_service(name) for name in service_names]
         except Exception as exc:  # Feast raises many types for a missing or broken repo
             raise FeatureStoreError(

@@ -47,7 +47,9 @@ def open_decision_log(settings: ServiceSettings) -> DecisionLog:
 def build_runtime(settings: ServiceSettings) -> Runtime:
     """Load features, model and catalog; check they fit together; open the decision log."""
     features = OnlineFeatures(
-        settings.feature_repo, [settings.feature_service, settings.consent_feature_service]
+        settings.feature_repo,
+        [settings.feature_service, settings.consent_feature_service],
+        settings.feature_store_yaml,
     )
     model = load_registered_model(
         settings.mlflow_tracking_uri,

@@ -16,6 +16,11 @@ class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="NBA_", extra="ignore", frozen=True)
 
     feature_repo: Path = Field(Path("feature_repo"), description="Feast repo folder")
+    feature_store_yaml: Path | None = Field(
+        None,
+        description="feature_store.yaml to use instead of the repo's own (a profile, e.g. "
+        "feature_repo/profiles/production.yaml); ${VARS} in it come from the environment",
+    )
     feature_service: str = Field(
         "nba_model_features", description="Feast feature service the model reads"
     )

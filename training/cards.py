@@ -11,9 +11,9 @@ from pathlib import Path
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
-from feast import FeatureStore
 
 from service.catalog import Catalog
+from service.feature_client import open_feature_store
 from service.model import LoadedModel
 from training.dataset import TimeSplit, TrainingSet
 from training.evaluation import AGE_BANDS, age_band_label
@@ -32,7 +32,7 @@ def feature_descriptions(settings: TrainingSettings, data: TrainingSet) -> list[
     """Each model feature with its meaning from the Feast registry."""
     if data.source != "feast":
         return [(f, "context feature of the imported log") for f in data.spec.customer_features]
-    store = FeatureStore(repo_path=str(settings.feature_repo))
+    store = open_feature_store(settings.feature_repo, settings.feature_store_yaml)
     service = store.get_feature_service(settings.feature_service)
     described = {
         f.name: f.description for p in service.feature_view_projections for f in p.features

@@ -53,9 +53,14 @@ def run_simulate(settings: TrainingSettings, catalog: Catalog, _: argparse.Names
 def run_features(settings: TrainingSettings, catalog: Catalog, _: argparse.Namespace) -> None:
     """Apply the Feast repo and materialise the latest values into the online store."""
     log.info("feast apply on %s", settings.feature_repo)
-    apply_repo(settings.feature_repo)
+    apply_repo(settings.feature_repo, settings.feature_store_yaml)
     log.info("materialising features up to %s into the online store", settings.as_of)
-    materialize(settings.feature_repo, settings.as_of + timedelta(seconds=1), timedelta(days=400))
+    materialize(
+        settings.feature_repo,
+        settings.as_of + timedelta(seconds=1),
+        timedelta(days=400),
+        settings.feature_store_yaml,
+    )
 
 
 def run_train(settings: TrainingSettings, catalog: Catalog, _: argparse.Namespace) -> None:

@@ -6,10 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from feast import FeatureStore
 
 from service.catalog import Catalog
-from service.feature_client import feature_service_columns
+from service.feature_client import feature_service_columns, open_feature_store
 from service.features import FeatureSpec, customer_matrix_from_frame, featurize
 from training.feature_store import historical_features
 from training.logs import context_features, read_service_log, read_simulated_log
@@ -61,9 +60,11 @@ def build_training_set(settings: TrainingSettings, catalog: Catalog) -> Training
     actions = tuple(a.id for a in catalog.actions)
     if extra:
         return TrainingSet(history, FeatureSpec(tuple(extra), actions), "inline")
-    store = FeatureStore(repo_path=str(settings.feature_repo))
+    store = open_feature_store(settings.feature_repo, settings.feature_store_yaml)
     columns = tuple(feature_service_columns(store, settings.feature_service))
-    frame = historical_features(settings.feature_repo, history, settings.feature_service)
+    frame = historical_features(
+        settings.feature_repo, history, settings.feature_service, settings.feature_store_yaml
+    )
     return TrainingSet(frame, FeatureSpec(columns, actions), "feast")
 
 

@@ -9,17 +9,19 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
-from feast import FeatureStore
+
+from service.feature_client import open_feature_store
 
 log = logging.getLogger(__name__)
 
 ROW_ID = "_row_id"
 
 
-def apply_repo(repo_path: Path) -> None:
+def apply_repo(repo_path: Path, yaml_file: Path | None = None) -> None:
     """Run `feast apply` on the repo, exactly as a user would from the command line."""
     feast_cli = Path(sys.executable).with_name("feast")
-    command = [str(feast_cli), "-c", str(repo_path), "apply"]
+    profile = ["-f", str(yaml_file.resolve())] if yaml_file else []
+    command = [str(feast_cli), "-c", str(repo_path), *profile, "apply"]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"`feast apply` failed:\n{result.stdout}\n{result.stderr}")
@@ -28,21 +30,26 @@ def apply_repo(repo_path: Path) -> None:
             log.info("feast: %s", line.strip())
 
 
-def materialize(repo_path: Path, end: datetime, lookback: timedelta) -> None:
+def materialize(
+    repo_path: Path, end: datetime, lookback: timedelta, yaml_file: Path | None = None
+) -> None:
     """Load the latest feature values up to `end` into the online store."""
-    store = FeatureStore(repo_path=str(repo_path))
+    store = open_feature_store(repo_path, yaml_file)
     store.materialize(start_date=end - lookback, end_date=end)
 
 
 def historical_features(
-    repo_path: Path, entity_df: pd.DataFrame, feature_service: str
+    repo_path: Path,
+    entity_df: pd.DataFrame,
+    feature_service: str,
+    yaml_file: Path | None = None,
 ) -> pd.DataFrame:
     """Point-in-time join: each entity row gets the features as they were at its timestamp.
 
     `entity_df` needs `customer_id` and `event_timestamp`; the result keeps its rows and
     their order (Feast does not preserve order, so rows are joined back on a row id).
     """
-    store = FeatureStore(repo_path=str(repo_path))
+    store = open_feature_store(repo_path, yaml_file)
     query = entity_df[["customer_id", "event_timestamp"]].copy()
     query[ROW_ID] = range(len(query))
     job = store.get_historical_features(
