@@ -71,10 +71,9 @@ def stack_env(root: Path) -> dict[str, str]:
     return env
 
 
-def run_cli(args: list[str], env: dict[str, str], cwd: Path) -> str:
-    """Run the `nba` command of this environment and return its output; fail loudly."""
+def _run_nba(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     nba = Path(sys.executable).with_name("nba")
-    result = subprocess.run(
+    return subprocess.run(
         [str(nba), *args],
         env=env,
         cwd=cwd,
@@ -83,6 +82,11 @@ def run_cli(args: list[str], env: dict[str, str], cwd: Path) -> str:
         timeout=600,
         check=False,
     )
+
+
+def run_cli(args: list[str], env: dict[str, str], cwd: Path) -> str:
+    """Run the `nba` command of this environment and return its output; fail loudly."""
+    result = _run_nba(args, env, cwd)
     output = result.stdout + result.stderr
     assert result.returncode == 0, f"nba {' '.join(args)} failed:\n{output}"
     return output
@@ -90,16 +94,7 @@ def run_cli(args: list[str], env: dict[str, str], cwd: Path) -> str:
 
 def run_cli_failing(args: list[str], env: dict[str, str], cwd: Path) -> str:
     """Run `nba` where it must fail; return its output."""
-    nba = Path(sys.executable).with_name("nba")
-    result = subprocess.run(
-        [str(nba), *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    result = _run_nba(args, env, cwd)
     assert result.returncode != 0, f"nba {' '.join(args)} should have failed"
     return result.stdout + result.stderr
 
