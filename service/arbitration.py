@@ -14,6 +14,15 @@ def expected_values(propensities: np.ndarray, values: np.ndarray, costs: np.ndar
     return np.asarray(propensities * values - costs, dtype=np.float64)
 
 
+NO_ACTION_KEY = (0, 0, float("inf"))  # after every qualifying action, before the rest
+
+
+def rank_key(expected: float, priority: int, threshold: float) -> tuple[int, int, float]:
+    """Sort key (descending) of one eligible action; `winners` is its vectorised argmax."""
+    qualifies = expected > threshold or priority > 0
+    return (int(qualifies), priority if qualifies else 0, expected)
+
+
 def winners(
     expected: np.ndarray, priorities: np.ndarray, eligible: np.ndarray, threshold: float
 ) -> np.ndarray:

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from service.arbitration import expected_values, winners
+from service.arbitration import NO_ACTION_KEY, expected_values, rank_key
 from service.catalog import Action
 from service.catalog_holder import CatalogVersion
 from service.contact_policy import contact_drops
@@ -234,7 +234,8 @@ class DecisionEngine:
     def _arbitrate(
         version: CatalogVersion, scored: _Scored, keep: list[int]
     ) -> tuple[list[ScoredAction], list[ScoredAction], int]:
-        """Rank by (beats threshold or must-do, priority tier, expected value); build the pool.
+        """Rank by `rank_key` (must-do tier, then expected value above the threshold); build the
+        exploration pool.
 
         Returns the ranked list (no_action included), the pool exploration draws from and
         the index in the pool of the arbitration winner.
@@ -248,27 +249,13 @@ class DecisionEngine:
         ]
         nothing = ScoredAction(version.catalog.no_action, None, threshold)
 
-        def rank_key(s: ScoredAction) -> tuple[int, int, float]:
+        def key(s: ScoredAction) -> tuple[int, int, float]:
             if s is nothing:
-                return (0, 0, float("inf"))
-            # Must-do actions (priority > 0) win whenever they pass the rules.
-            above = s.expected_value > threshold or s.action.priority > 0
-            return (int(above), s.action.priority if above else 0, s.expected_value)
+                return NO_ACTION_KEY
+            return rank_key(s.expected_value, s.action.priority, threshold)
 
-        column = winners(
-            np.array([[s.expected_value for s in options]]),
-            np.array([s.action.priority for s in options]),
-            np.ones((1, len(options)), dtype=bool),
-            threshold,
-        )[0]
-        winner = options[column] if column < len(options) else nothing
-        # Display order follows the same rule; the arbitration winner always comes first.
-        ranked = [
-            winner,
-            *sorted(
-                (s for s in [*options, nothing] if s is not winner), key=rank_key, reverse=True
-            ),
-        ]
+        ranked = sorted([*options, nothing], key=key, reverse=True)
+        winner = ranked[0]
         if winner is nothing:
             pool = [nothing, *(s for s in options if s.action.priority == 0)]
         else:

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from pathlib import Path
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
 
 from service.model_directory import CardNotFoundError
 from service.routes import RuntimeDep
-from service.schemas import CUSTOMER_ID_PATTERN
+from service.schemas import DecisionRequest
 from service.vocabulary import Touchpoint
 
 templates = Jinja2Templates(directory=Path(__file__).with_name("templates"))
@@ -23,6 +23,11 @@ templates.env.filters["datetime"] = lambda ms: datetime.fromtimestamp(ms / 1000,
 )
 
 router = APIRouter(include_in_schema=False)
+
+EXPLORER_ERRORS = {
+    "touchpoint": "Unknown touchpoint '{touchpoint}'.",
+    "customer_id": "A customer ID has 1 to 128 printable characters.",
+}
 
 
 @router.get("/models", response_class=HTMLResponse)
@@ -74,12 +79,13 @@ def explorer_page(
     }
     status = 200
     if customer_id:
-        if touchpoint not in context["touchpoints"]:  # type: ignore[operator]
-            context["error"], status = f"Unknown touchpoint '{touchpoint}'.", 422
-        elif len(customer_id) > 128 or not re.fullmatch(CUSTOMER_ID_PATTERN, customer_id):
-            context["error"], status = "A customer ID has 1 to 128 printable characters.", 422
+        try:  # the same validation as POST /v1/decisions
+            query = DecisionRequest(customer_id=customer_id, touchpoint=touchpoint)
+        except ValidationError as exc:
+            field = str(exc.errors()[0]["loc"][0])
+            context["error"], status = EXPLORER_ERRORS[field].format(touchpoint=touchpoint), 422
         else:
             context["decision"] = runtime.engine.decide(
-                customer_id, Touchpoint(touchpoint), record=False
+                query.customer_id, query.touchpoint, record=False
             )
     return templates.TemplateResponse(request, "explorer.html", context, status_code=status)

@@ -11,7 +11,7 @@ from service.catalog import Catalog
 from service.feature_client import feature_service_columns, open_feature_store
 from service.features import FeatureSpec, customer_matrix_from_frame, featurize
 from training.feature_store import historical_features
-from training.logs import context_features, read_service_log, read_simulated_log
+from training.logs import context_features, read_service_log, read_training_log
 from training.settings import TrainingSettings
 
 
@@ -37,18 +37,10 @@ class TrainingSet:
 
 def decision_history(settings: TrainingSettings) -> pd.DataFrame:
     """The training log plus everything the service has logged since, oldest first."""
-    if not settings.training_log.exists():
-        raise FileNotFoundError(
-            f"no decision log at {settings.training_log}: run `nba simulate` "
-            "or `nba import-logs` first"
-        )
-    logged = pd.read_parquet(settings.training_log)
+    logged = read_training_log(settings.training_log)
     if context_features(logged):  # imported, with context features inline
         return logged.sort_values("event_timestamp", kind="stable").reset_index(drop=True)
-    parts = [
-        read_simulated_log(settings.training_log),
-        read_service_log(settings),
-    ]
+    parts = [logged, read_service_log(settings)]
     frame = pd.concat([p for p in parts if len(p)], ignore_index=True)
     return frame.sort_values("event_timestamp", kind="stable").reset_index(drop=True)
 

@@ -52,15 +52,17 @@ class LogFormatError(ValueError):
     """An imported log breaks the format; the message names the row and the column."""
 
 
-def read_simulated_log(path: Path) -> pd.DataFrame:
-    """The simulator's decision history."""
+def read_training_log(path: Path) -> pd.DataFrame:
+    """A decision history in the canonical columns (plus inline context features, if any)."""
     if not path.exists():
-        raise FileNotFoundError(f"no decision log at {path}: run `nba simulate` first")
+        raise FileNotFoundError(
+            f"no decision log at {path}: run `nba simulate` or `nba import-logs` first"
+        )
     frame = pd.read_parquet(path)
     missing = [c for c in CANONICAL if c not in frame.columns]
     if missing:
         raise ValueError(f"decision log {path} lacks columns {missing}")
-    return frame[list(CANONICAL)]
+    return frame[[*CANONICAL, *context_features(frame)]]
 
 
 def read_service_log(settings: ServiceSettings) -> pd.DataFrame:

@@ -63,21 +63,25 @@ def export_like_a_bank(stack: Stack, folder: Path, catalog: Catalog) -> tuple[Pa
     return log_path, actions_path
 
 
+def import_args(log_path: Path, actions_path: Path, out: Path) -> list[str]:
+    return [
+        "import-logs",
+        "--decisions",
+        str(log_path),
+        "--actions",
+        str(actions_path),
+        "--out",
+        str(out),
+    ]
+
+
 def test_imported_logs_train_and_evaluate_end_to_end(
     stack: Stack, catalog: Catalog, tmp_path: Path
 ) -> None:
     log_path, actions_path = export_like_a_bank(stack, tmp_path, catalog)
     out = tmp_path / "imported"
     imported = run_cli(
-        [
-            "import-logs",
-            "--decisions",
-            str(log_path),
-            "--actions",
-            str(actions_path),
-            "--out",
-            str(out),
-        ],
+        import_args(log_path, actions_path, out),
         stack.env,
         stack.root,
     )
@@ -113,15 +117,7 @@ def test_a_broken_export_is_refused_with_row_and_column(
     frame.loc[41, "propensity"] = 0
     frame.to_csv(log_path, index=False)
     output = run_cli_failing(
-        [
-            "import-logs",
-            "--decisions",
-            str(log_path),
-            "--actions",
-            str(actions_path),
-            "--out",
-            str(tmp_path / "x"),
-        ],
+        import_args(log_path, actions_path, tmp_path / "x"),
         stack.env,
         stack.root,
     )

@@ -3,7 +3,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from service.arbitration import expected_values, winners
+from service.arbitration import NO_ACTION_KEY, expected_values, rank_key, winners
 
 
 def test_expected_value_weights_propensity_by_value_minus_cost() -> None:
@@ -40,7 +40,20 @@ def test_winner_is_eligible_and_beats_every_other_qualifying_action(
         ]
         if j == 5:
             assert not qualifying
+            assert all(
+                rank_key(float(ev[i, k]), int(priorities[k]), threshold) < NO_ACTION_KEY
+                for k in range(5)
+                if eligible[i, k]
+            )
             continue
         assert j in qualifying
         best = max(qualifying, key=lambda k: (priorities[k], ev[i, k]))
         assert (priorities[j], ev[i, j]) == (priorities[best], ev[i, best])
+        # The engine sorts with rank_key: its first eligible action is the same winner.
+        keys = [
+            rank_key(float(ev[i, k]), int(priorities[k]), threshold)
+            for k in range(5)
+            if eligible[i, k]
+        ]
+        assert max(keys) == rank_key(float(ev[i, j]), int(priorities[j]), threshold)
+        assert max(keys) > NO_ACTION_KEY
