@@ -41,6 +41,7 @@ bench: install
 lock:
 	@test -x $(UV) || { $(PYTHON) -m venv $(VENV) && $(BIN)/python -m pip install --quiet "uv==0.13.8"; }
 	$(UV) pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+	$(UV) pip compile pyproject.toml --python-version 3.11 -o requirements-runtime.lock
 
 lint: install
 	$(BIN)/ruff check .

@@ -7,7 +7,10 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from service.admin import router as admin_router
+from service.auth import ApiKeys
 from service.error_handlers import install_error_handlers
+from service.observability import RequestContextMiddleware
 from service.pages import router as pages_router
 from service.routes import router
 from service.runtime import build_runtime
@@ -33,7 +36,15 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         summary="The single best action for one customer at one touchpoint, with its reasons.",
         lifespan=lifespan,
     )
+    app.state.api_keys = ApiKeys.load(settings.api_keys_file)
     install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware)
     app.include_router(router)
+    app.include_router(admin_router)
     app.include_router(pages_router)
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app with settings from `NBA_*` variables (the factory uvicorn workers call)."""
+    return create_app(ServiceSettings())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +12,7 @@ import numpy as np
 from service.catalog import Action, Catalog, load_catalog
 from service.contact_policy import lookback_seconds
 from service.errors import CatalogError
+from service.polling import Poller
 from service.vocabulary import Touchpoint
 
 log = logging.getLogger(__name__)
@@ -73,8 +73,7 @@ class CatalogHolder:
         self.last_error: str | None = None
         self._mtime = self._file_mtime()
         self.current = CatalogVersion.of(self._load())
-        self._stop = threading.Event()
-        self._watcher: threading.Thread | None = None
+        self._poller = Poller("catalog-watcher", self._reload_if_changed)
 
     def _file_mtime(self) -> float:
         try:
@@ -105,19 +104,12 @@ class CatalogHolder:
 
     def watch(self, interval: float) -> None:
         """Reload in the background whenever the file's modification time changes."""
-        if interval <= 0 or self._watcher is not None:
-            return
+        self._poller.start(interval)
 
-        def loop() -> None:
-            while not self._stop.wait(interval):
-                if self._file_mtime() != self._mtime:
-                    self.reload()
-
-        self._watcher = threading.Thread(target=loop, name="catalog-watcher", daemon=True)
-        self._watcher.start()
+    def _reload_if_changed(self) -> None:
+        if self._file_mtime() != self._mtime:
+            self.reload()
 
     def stop(self) -> None:
         """Stop watching the file."""
-        self._stop.set()
-        if self._watcher is not None:
-            self._watcher.join(timeout=5)
+        self._poller.stop()

@@ -42,6 +42,15 @@ class LoggedCandidate:
 
 
 @dataclass(frozen=True)
+class ShadowRecord:
+    """What the challenger would have shown, scored in shadow alongside a served decision."""
+
+    model_version: str
+    chosen_action: str
+    candidates: tuple[LoggedCandidate, ...]
+
+
+@dataclass(frozen=True)
 class DecisionRecord:
     """Everything needed to learn from and to evaluate a decision later."""
 
@@ -56,6 +65,7 @@ class DecisionRecord:
     selection_probability: float
     explored: bool
     candidates: tuple[LoggedCandidate, ...]
+    shadow: ShadowRecord | None = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +95,8 @@ class DecisionLog(Protocol):
 
     def decisions_frame(self) -> pd.DataFrame: ...
 
+    def shadow_frame(self) -> pd.DataFrame: ...
+
     def close(self) -> None: ...
 
 
@@ -110,7 +122,20 @@ CREATE TABLE IF NOT EXISTS feedback (
     received_at REAL NOT NULL,
     PRIMARY KEY (decision_id, action_id, outcome)
 );
+CREATE TABLE IF NOT EXISTS shadow_decisions (
+    decision_id TEXT PRIMARY KEY REFERENCES decisions (decision_id),
+    model_version TEXT NOT NULL,
+    chosen_action TEXT NOT NULL,
+    candidates TEXT NOT NULL
+);
 """
+
+SHADOW_QUERY = (
+    "SELECT s.decision_id, d.created_at, d.model_version AS served_version, "
+    "d.chosen_action AS served_action, s.model_version AS shadow_version, "
+    "s.chosen_action AS shadow_action FROM shadow_decisions s "
+    "JOIN decisions d USING (decision_id) ORDER BY d.created_at"
+)
 
 
 class SqlSession:
@@ -148,9 +173,7 @@ class SqlSession:
         )
 
     def append(self, record: DecisionRecord) -> None:
-        candidates = json.dumps(
-            [[c.action_id, c.propensity, c.expected_value] for c in record.candidates]
-        )
+        candidates = _candidates_json(record.candidates)
         self._execute(
             "INSERT INTO decisions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
@@ -167,6 +190,20 @@ class SqlSession:
                 candidates,
             ),
         )
+        if record.shadow is not None:
+            self._execute(
+                "INSERT INTO shadow_decisions VALUES (?, ?, ?, ?)",
+                (
+                    record.decision_id,
+                    record.shadow.model_version,
+                    record.shadow.chosen_action,
+                    _candidates_json(record.shadow.candidates),
+                ),
+            )
+
+
+def _candidates_json(candidates: tuple[LoggedCandidate, ...]) -> str:
+    return json.dumps([[c.action_id, c.propensity, c.expected_value] for c in candidates])
 
 
 class SqliteDecisionLog:
@@ -253,6 +290,14 @@ class SqliteDecisionLog:
                 "THEN 1 ELSE 0 END) AS accepted "
                 "FROM decisions d LEFT JOIN feedback f ON f.decision_id = d.decision_id "
                 "GROUP BY d.decision_id ORDER BY d.created_at",
+                self._feedback,
+            )
+
+    def shadow_frame(self) -> pd.DataFrame:
+        """Served and shadow choices side by side, one row per shadow-scored decision."""
+        with self._feedback_lock:
+            return pd.read_sql_query(
+                SHADOW_QUERY,
                 self._feedback,
             )
 

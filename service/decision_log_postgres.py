@@ -14,8 +14,9 @@ import pandas as pd
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from service.decision_log import CustomerSession, Outcome, SqlSession
+from service.decision_log import SHADOW_QUERY, CustomerSession, Outcome, SqlSession
 from service.errors import ActionNotInDecisionError, DecisionLogError, UnknownDecisionError
+from service.urls import redact
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS decisions (
@@ -39,6 +40,12 @@ CREATE TABLE IF NOT EXISTS feedback (
     received_at DOUBLE PRECISION NOT NULL,
     PRIMARY KEY (decision_id, action_id, outcome)
 );
+CREATE TABLE IF NOT EXISTS shadow_decisions (
+    decision_id TEXT PRIMARY KEY REFERENCES decisions (decision_id),
+    model_version TEXT NOT NULL,
+    chosen_action TEXT NOT NULL,
+    candidates JSONB NOT NULL
+);
 """
 
 
@@ -58,9 +65,7 @@ class PostgresDecisionLog:
             with self._pool.connection() as connection:
                 connection.execute(SCHEMA)
         except (psycopg.Error, OSError) as exc:
-            raise DecisionLogError(
-                f"cannot open the decision log at {_redact(url)}: {exc}"
-            ) from exc
+            raise DecisionLogError(f"cannot open the decision log at {redact(url)}: {exc}") from exc
 
     @contextmanager
     def customer_session(self, customer_id: str) -> Iterator[CustomerSession]:
@@ -112,16 +117,13 @@ class PostgresDecisionLog:
             columns = [c.name for c in cursor.description or []]
             return pd.DataFrame(cursor.fetchall(), columns=columns)
 
+    def shadow_frame(self) -> pd.DataFrame:
+        """Served and shadow choices side by side, one row per shadow-scored decision."""
+        with self._pool.connection() as connection:
+            cursor = connection.execute(SHADOW_QUERY)
+            columns = [c.name for c in cursor.description or []]
+            return pd.DataFrame(cursor.fetchall(), columns=columns)
+
     def close(self) -> None:
         """Close the pool."""
         self._pool.close()
-
-
-def _redact(url: str) -> str:
-    """The URL without its password, for error messages and logs."""
-    if "@" not in url or "://" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    credentials, host = rest.rsplit("@", 1)
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}"

@@ -16,13 +16,14 @@ from service.arbitration import NO_ACTION_KEY, expected_values, rank_key
 from service.catalog import Action
 from service.catalog_holder import CatalogVersion
 from service.contact_policy import contact_drops
-from service.decision_log import DecisionLog, DecisionRecord, LoggedCandidate
+from service.decision_log import DecisionLog, DecisionRecord, LoggedCandidate, ShadowRecord
 from service.exploration import draw, selection_probabilities
 from service.features import customer_vector, featurize
 from service.model import LoadedModel
 from service.reasons import Reason, top_reasons
 from service.rules import Consent, Drop, pre_scoring_drop
-from service.vocabulary import Touchpoint
+from service.served_models import ModelChoice, ModelSet
+from service.vocabulary import ModelRole, Touchpoint
 
 UNKNOWN_CUSTOMER_NOTICE = "customer unknown to the feature store: the answer is not personalised"
 NO_PROFILING_NOTICE = (
@@ -35,6 +36,15 @@ class FeatureReader(Protocol):
     """Anything that returns one customer's online features (None when unknown)."""
 
     def read(self, customer_id: str) -> dict[str, Any] | None: ...
+
+
+class ModelSource(Protocol):
+    """Anything that says which model decides for a customer (see `ServedModels`)."""
+
+    @property
+    def current(self) -> ModelSet: ...
+
+    def choose(self, customer_id: str) -> ModelChoice: ...
 
 
 class CatalogSource(Protocol):
@@ -61,6 +71,7 @@ class Decision:
     customer_id: str
     touchpoint: Touchpoint
     model: LoadedModel
+    role: ModelRole
     personalised: bool
     chosen: ScoredAction
     ranked: list[ScoredAction]
@@ -70,6 +81,16 @@ class Decision:
     reasons: list[Reason]
     dropped: list[Drop]
     notices: list[str]
+    shadow: ShadowRecord | None = None
+
+
+@dataclass(frozen=True)
+class _Eligible:
+    """Candidates that passed the pre-scoring rules, and the rows they hold in the touchpoint's
+    candidate arrays."""
+
+    actions: list[Action]
+    rows: list[int]
 
 
 @dataclass(frozen=True)
@@ -88,7 +109,7 @@ class DecisionEngine:
     def __init__(
         self,
         catalogs: CatalogSource,
-        model: LoadedModel,
+        models: ModelSource,
         features: FeatureReader,
         decision_log: DecisionLog,
         descriptions: Mapping[str, str],
@@ -96,7 +117,7 @@ class DecisionEngine:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.catalogs = catalogs
-        self.model = model
+        self.models = models
         self.features = features
         self.decision_log = decision_log
         self.descriptions = descriptions
@@ -116,6 +137,8 @@ class DecisionEngine:
         neither counts as a contact nor can receive feedback.
         """
         version = self.catalogs.current
+        choice = self.models.choose(customer_id)
+        model = choice.served
         now = self._clock()
         values = self.features.read(customer_id)
         consent = Consent.from_features(values)
@@ -126,8 +149,13 @@ class DecisionEngine:
         elif not consent.profiling:
             notices.append(NO_PROFILING_NOTICE)
 
-        dropped, scored = self._score_eligible(
-            version, values, personalised, consent, touchpoint, now
+        dropped, eligible = self._eligible(version, values, consent, touchpoint, now)
+        known = values if personalised else None
+        scored = self._score(model, version, touchpoint, eligible, known)
+        shadow_scored = (
+            self._score(choice.shadow, version, touchpoint, eligible, known)
+            if choice.shadow is not None
+            else None
         )
         with self.decision_log.customer_session(customer_id) as session:
             history = session.history(now - version.lookback)
@@ -143,6 +171,9 @@ class DecisionEngine:
             )
             shown = draw(probabilities, self._rng)
             chosen = pool[shown]
+            shadow = None
+            if choice.shadow is not None and shadow_scored is not None:
+                shadow = self._shadow(version, choice.shadow, shadow_scored, keep)
             decision_id = str(uuid.uuid4())
             if record:
                 session.append(
@@ -151,8 +182,8 @@ class DecisionEngine:
                         created_at=now,
                         customer_id=customer_id,
                         touchpoint=touchpoint.value,
-                        model_name=self.model.name,
-                        model_version=self.model.version,
+                        model_name=model.name,
+                        model_version=model.version,
                         personalised=personalised,
                         chosen_action=chosen.action.id,
                         selection_probability=float(probabilities[shown]),
@@ -161,20 +192,20 @@ class DecisionEngine:
                             LoggedCandidate(s.action.id, s.propensity, s.expected_value)
                             for s in ranked
                         ),
+                        shadow=shadow,
                     )
                 )
 
         reasons: list[Reason] = []
         if with_reasons and personalised and chosen.propensity is not None and values is not None:
             row = scored.actions.index(chosen.action)
-            reasons = top_reasons(
-                self.model, scored.matrix[row : row + 1], values, self.descriptions
-            )
+            reasons = top_reasons(model, scored.matrix[row : row + 1], values, self.descriptions)
         return Decision(
             decision_id=decision_id,
             customer_id=customer_id,
             touchpoint=touchpoint,
-            model=self.model,
+            model=model,
+            role=choice.role,
             personalised=personalised,
             chosen=chosen,
             ranked=ranked,
@@ -184,27 +215,32 @@ class DecisionEngine:
             reasons=reasons,
             dropped=dropped,
             notices=notices,
+            shadow=shadow,
         )
 
     def warm_up(self) -> None:
-        """Run the read and scoring paths once per touchpoint, without logging anything."""
+        """Run the read and scoring paths of every model once per touchpoint, logging nothing."""
         version = self.catalogs.current
         values = self.features.read("__warmup__")
         everyone = Consent(frozenset(Touchpoint), True)
-        for touchpoint in Touchpoint:
-            _, scored = self._score_eligible(version, values, True, everyone, touchpoint, 0.0)
-            if len(scored.actions):
-                self.model.booster.predict(scored.matrix[:1], pred_contrib=True, num_threads=1)
+        models = self.models.current
+        for model in (models.champion, models.challenger):
+            for touchpoint in Touchpoint:
+                if model is None:
+                    continue
+                _, eligible = self._eligible(version, values, everyone, touchpoint, 0.0)
+                scored = self._score(model, version, touchpoint, eligible, values)
+                if len(scored.actions):
+                    model.booster.predict(scored.matrix[:1], pred_contrib=True, num_threads=1)
 
-    def _score_eligible(
-        self,
+    @staticmethod
+    def _eligible(
         version: CatalogVersion,
         values: dict[str, Any] | None,
-        personalised: bool,
         consent: Consent,
         touchpoint: Touchpoint,
         now: float,
-    ) -> tuple[list[Drop], _Scored]:
+    ) -> tuple[list[Drop], _Eligible]:
         candidates = version.by_touchpoint[touchpoint]
         today = datetime.fromtimestamp(now, UTC).date()
         dropped: list[Drop] = []
@@ -215,20 +251,47 @@ class DecisionEngine:
                 dropped.append(drop)
             else:
                 rows.append(i)
-        spec = self.model.spec
+        return dropped, _Eligible([candidates.actions[i] for i in rows], rows)
+
+    @staticmethod
+    def _score(
+        model: LoadedModel,
+        version: CatalogVersion,
+        touchpoint: Touchpoint,
+        eligible: _Eligible,
+        values: dict[str, Any] | None,
+    ) -> _Scored:
+        """Propensities and expected values of the eligible actions (`values` None: no
+        customer data goes into the model)."""
+        candidates = version.by_touchpoint[touchpoint]
+        rows = eligible.rows
+        spec = model.spec
         matrix = featurize(
             spec,
-            customer_vector(spec, values if personalised else None),
+            customer_vector(spec, values),
             [candidates.ids[i] for i in rows],
             [candidates.types[i] for i in rows],
             [touchpoint.value] * len(rows),
         )
-        propensities = self.model.predict(matrix) if rows else np.empty(0)
+        propensities = model.predict(matrix) if rows else np.empty(0)
         expected = expected_values(
             propensities * candidates.levers[rows], candidates.values[rows], candidates.costs[rows]
         )
-        actions = [candidates.actions[i] for i in rows]
-        return dropped, _Scored(actions, matrix, propensities, expected)
+        return _Scored(eligible.actions, matrix, propensities, expected)
+
+    @classmethod
+    def _shadow(
+        cls, version: CatalogVersion, model: LoadedModel, scored: _Scored, keep: list[int]
+    ) -> ShadowRecord:
+        """What the shadow model would have shown (its arbitration winner, no exploration)."""
+        ranked, pool, greedy = cls._arbitrate(version, scored, keep)
+        return ShadowRecord(
+            model_version=model.version,
+            chosen_action=pool[greedy].action.id,
+            candidates=tuple(
+                LoggedCandidate(s.action.id, s.propensity, s.expected_value) for s in ranked
+            ),
+        )
 
     @staticmethod
     def _arbitrate(

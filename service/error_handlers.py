@@ -37,7 +37,9 @@ async def _domain(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, NBAError)
     if exc.status_code >= 500:
         log.error("%s: %s", exc.code, exc.message)
-    return error_response(exc.status_code, exc.code, exc.message)
+    response = error_response(exc.status_code, exc.code, exc.message)
+    response.headers.update(exc.headers)
+    return response
 
 
 async def _http(_: Request, exc: Exception) -> JSONResponse:

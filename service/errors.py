@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import ClassVar
+
 
 class NBAError(Exception):
     """Base class of every error this project raises on purpose."""
 
     code = "internal_error"
     status_code = 500
+    headers: ClassVar[Mapping[str, str]] = {}
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, code: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        if code is not None:
+            self.code = code
 
 
 class CatalogError(NBAError):
@@ -61,3 +67,25 @@ class ActionNotInDecisionError(NBAError):
 
     code = "action_not_in_decision"
     status_code = 422
+
+
+class ConfigurationError(NBAError):
+    """A setting or a file it names is invalid; the service does not start."""
+
+    code = "configuration_invalid"
+    status_code = 500
+
+
+class UnauthenticatedError(NBAError):
+    """No API key, or one the service does not know (`api_key_missing`, `api_key_invalid`)."""
+
+    code = "api_key_missing"
+    status_code = 401
+    headers: ClassVar[Mapping[str, str]] = {"WWW-Authenticate": 'Bearer, Basic realm="nba"'}
+
+
+class ForbiddenError(NBAError):
+    """A valid API key without the scope the route needs."""
+
+    code = "scope_missing"
+    status_code = 403

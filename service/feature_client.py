@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from feast import FeatureService, FeatureStore
 
 from service.errors import FeatureStoreError
+from service.metrics import FEATURE_READ_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +51,7 @@ class OnlineFeatures:
         self._refs: list[str] = []
         self.columns: list[str] = []
         self.descriptions: dict[str, str] = {}
+        self.views: dict[str, str] = {}  # feature name -> feature view name
         for service in services:
             for projection in service.feature_view_projections:
                 for field in projection.features:
@@ -56,16 +61,27 @@ class OnlineFeatures:
                     self._refs.append(f"{view}:{field.name}")
                     self.columns.append(field.name)
                     self.descriptions[field.name] = field.description
+                    self.views[field.name] = projection.name
 
     def read(self, customer_id: str) -> dict[str, Any] | None:
         """The customer's feature values, or None when the store knows no such customer."""
+        started = time.perf_counter()
         try:
             response = self._store.get_online_features(
                 features=self._refs, entity_rows=[{"customer_id": customer_id}]
             ).to_dict()
         except Exception as exc:
             raise FeatureStoreError(f"online feature read failed: {exc}") from exc
+        FEATURE_READ_SECONDS.observe(time.perf_counter() - started)
         values = {name: response[name][0] for name in self.columns}
         if all(value is None for value in values.values()):
             return None
         return values
+
+    def write(self, view: str, customer_id: str, values: Mapping[str, Any], at: datetime) -> None:
+        """Write one customer's row of `view` straight into the online store."""
+        frame = pd.DataFrame([{"customer_id": customer_id, **values, "event_timestamp": at}])
+        try:
+            self._store.write_to_online_store(view, frame)
+        except Exception as exc:
+            raise FeatureStoreError(f"online feature write to {view} failed: {exc}") from exc

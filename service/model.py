@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
-import shutil
+import os
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from mlflow.tracking import MlflowClient
 from service.calibration import Calibration
 from service.errors import ModelLoadError
 from service.features import FeatureSpec
+from service.urls import redact
 
 log = logging.getLogger(__name__)
 
@@ -43,20 +45,88 @@ class LoadedModel:
         return self.calibration.apply(scores) if self.calibration else scores
 
 
+class RegistryUnavailableError(ModelLoadError):
+    """The registry could not be asked (unreachable, or the alias does not exist)."""
+
+
+class ModelRegistry:
+    """Resolves aliases in the MLflow registry and keeps local copies of loaded versions.
+
+    Each version is copied once to `cache_dir/<name>/<version>`; the last version of an alias
+    that passed its checks is remembered in `cache_dir/<name>/<alias>.last-good`, so the
+    service can start from it while the registry is unreachable.
+    """
+
+    def __init__(self, tracking_uri: str, name: str, cache_dir: Path) -> None:
+        self.tracking_uri = tracking_uri
+        self.name = name
+        self.cache_dir = cache_dir
+        self._client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+    def resolve(self, alias: str) -> str | None:
+        """The version `alias` points at; None when the alias does not exist."""
+        try:
+            return str(self._client.get_model_version_by_alias(self.name, alias).version)
+        except MlflowException as exc:
+            if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                return None
+            raise RegistryUnavailableError(
+                f"model registry at {redact(self.tracking_uri)} unavailable: {exc.message}"
+            ) from exc
+        except OSError as exc:
+            raise RegistryUnavailableError(
+                f"model registry at {redact(self.tracking_uri)} unavailable: {exc}"
+            ) from exc
+
+    def fetch(self, version: str, alias: str) -> LoadedModel:
+        """Copy the version to the local cache when it is not there yet, then load it."""
+        local = self._local(version)
+        if not (local / "MLmodel").exists():
+            try:
+                download_uri = self._client.get_model_version_download_uri(self.name, version)
+                _download(download_uri, self.tracking_uri, local)
+            except (MlflowException, OSError) as exc:
+                raise ModelLoadError(
+                    f"cannot download {self.name} version {version}: {exc}"
+                ) from exc
+        return load_local_model(local, self.name, version, alias)
+
+    def load(self, alias: str) -> LoadedModel:
+        """Resolve `alias` and load that version."""
+        version = self.resolve(alias)
+        if version is None:
+            raise RegistryUnavailableError(
+                f"no model '{self.name}@{alias}' in the registry at "
+                f"{redact(self.tracking_uri)}: run `nba train` first"
+            )
+        return self.fetch(version, alias)
+
+    def remember(self, model: LoadedModel) -> None:
+        """Record `model` as the last good version of its alias (atomic file replace)."""
+        pointer = self._pointer(model.alias)
+        pointer.parent.mkdir(parents=True, exist_ok=True)
+        scratch = pointer.with_name(f"{pointer.name}.{os.getpid()}.{threading.get_ident()}")
+        scratch.write_text(model.version)
+        scratch.replace(pointer)
+
+    def last_good(self, alias: str) -> LoadedModel | None:
+        """The last version of `alias` that served here, from the local copy; None if none."""
+        pointer = self._pointer(alias)
+        if not pointer.exists():
+            return None
+        version = pointer.read_text().strip()
+        return load_local_model(self._local(version), self.name, version, alias)
+
+    def _local(self, version: str) -> Path:
+        return self.cache_dir / self.name / version
+
+    def _pointer(self, alias: str) -> Path:
+        return self.cache_dir / self.name / f"{alias}.last-good"
+
+
 def load_registered_model(tracking_uri: str, name: str, alias: str, cache_dir: Path) -> LoadedModel:
     """Resolve `name@alias` in the registry, copy the version to `cache_dir`, load it."""
-    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-    try:
-        version = client.get_model_version_by_alias(name, alias).version
-        download_uri = client.get_model_version_download_uri(name, version)
-    except MlflowException as exc:
-        raise ModelLoadError(
-            f"no model '{name}@{alias}' in the registry at {tracking_uri}: run `nba train` first"
-        ) from exc
-    local = cache_dir / name / str(version)
-    if not (local / "MLmodel").exists():
-        _download(download_uri, tracking_uri, local)
-    return load_local_model(local, name, str(version), alias)
+    return ModelRegistry(tracking_uri, name, cache_dir).load(alias)
 
 
 def _download(download_uri: str, tracking_uri: str, target: Path) -> None:
@@ -66,8 +136,12 @@ def _download(download_uri: str, tracking_uri: str, target: Path) -> None:
         fetched = mlflow.artifacts.download_artifacts(
             artifact_uri=download_uri, dst_path=scratch, tracking_uri=tracking_uri
         )
-        shutil.rmtree(target, ignore_errors=True)
-        Path(fetched).rename(target)
+        try:
+            Path(fetched).rename(target)
+        except OSError:
+            if not (target / "MLmodel").exists():
+                raise
+            # another worker finished the same download first: keep its copy
 
 
 def load_local_model(path: Path, name: str, version: str, alias: str) -> LoadedModel:

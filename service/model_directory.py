@@ -11,8 +11,9 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from service.errors import NBAError
+from service.vocabulary import ModelRole
 
-SERVED_ALIASES = ("champion", "challenger")
+SERVED_ALIASES = tuple(ModelRole)
 CARD = "card/card.html"
 COMPARISON = "card/comparison.html"
 
@@ -92,6 +93,6 @@ class ModelDirectory:
     def challenger_version(self) -> str:
         """The challenger's version; CardNotFoundError when there is none."""
         for model in self.served():
-            if model.alias == "challenger":
+            if model.alias == ModelRole.CHALLENGER:
                 return model.version
         raise CardNotFoundError("there is no challenger to compare")

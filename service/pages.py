@@ -10,10 +10,11 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
+from service.auth import scoped
 from service.model_directory import CardNotFoundError
 from service.routes import RuntimeDep
 from service.schemas import DecisionRequest
-from service.vocabulary import Touchpoint
+from service.vocabulary import ModelRole, Scope, Touchpoint
 
 templates = Jinja2Templates(directory=Path(__file__).with_name("templates"))
 templates.env.filters["number"] = lambda v, digits=2: "n/a" if v is None else f"{v:,.{digits}f}"
@@ -22,7 +23,7 @@ templates.env.filters["datetime"] = lambda ms: datetime.fromtimestamp(ms / 1000,
     "%Y-%m-%d %H:%M UTC"
 )
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, dependencies=scoped(Scope.REVIEW))
 
 EXPLORER_ERRORS = {
     "touchpoint": "Unknown touchpoint '{touchpoint}'.",
@@ -33,15 +34,15 @@ EXPLORER_ERRORS = {
 @router.get("/models", response_class=HTMLResponse)
 def models_page(request: Request, runtime: RuntimeDep) -> HTMLResponse:
     """The champion and the challenger, with links to their cards."""
-    served = runtime.models.served()
+    served = runtime.directory.served()
     return templates.TemplateResponse(
         request,
         "models.html",
         {
-            "model_name": runtime.models.model_name,
+            "model_name": runtime.directory.model_name,
             "models": served,
-            "has_challenger": any(m.alias == "challenger" for m in served),
-            "serving": runtime.model,
+            "has_challenger": any(m.alias == ModelRole.CHALLENGER for m in served),
+            "serving": runtime.models.current.champion,
         },
     )
 
@@ -49,8 +50,8 @@ def models_page(request: Request, runtime: RuntimeDep) -> HTMLResponse:
 @router.get("/models/compare", response_class=HTMLResponse)
 def comparison_page(runtime: RuntimeDep) -> HTMLResponse:
     """The challenger's card set side by side with the champion's."""
-    version = runtime.models.challenger_version()
-    return HTMLResponse(runtime.models.page(version, "card/comparison.html"))
+    version = runtime.directory.challenger_version()
+    return HTMLResponse(runtime.directory.page(version, "card/comparison.html"))
 
 
 @router.get("/models/{version}/card", response_class=HTMLResponse)
@@ -58,7 +59,7 @@ def card_page(version: str, runtime: RuntimeDep) -> HTMLResponse:
     """A version's model card, as logged with it at training time."""
     if not version.isdigit():
         raise CardNotFoundError(f"'{version}' is not a model version")
-    return HTMLResponse(runtime.models.page(version, "card/card.html"))
+    return HTMLResponse(runtime.directory.page(version, "card/card.html"))
 
 
 @router.get("/explorer", response_class=HTMLResponse)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 
-from service.engine import DecisionEngine
+from service.auth import scoped
+from service.engine import UNKNOWN_CUSTOMER_NOTICE, DecisionEngine
 from service.errors import NotReadyError
+from service.metrics import DECISIONS, FALLBACKS, exposition
 from service.runtime import Runtime
 from service.schemas import (
     CatalogStatus,
@@ -18,8 +20,9 @@ from service.schemas import (
     FeedbackRequest,
     FeedbackResponse,
     HealthResponse,
-    ModelResponse,
+    ModelsStatus,
 )
+from service.vocabulary import Scope
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -39,8 +42,11 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 EngineDep = Annotated[DecisionEngine, Depends(get_engine)]
 
 
-def _errors(*statuses: int) -> dict[int | str, dict[str, object]]:
+def error_responses(*statuses: int) -> dict[int | str, dict[str, object]]:
+    """OpenAPI entries for the error statuses a route can answer, in the one error format."""
     descriptions = {
+        401: "No API key, or an unknown one (`api_key_missing`, `api_key_invalid`)",
+        403: "The API key lacks the scope of this route (`scope_missing`)",
         404: "Unknown decision",
         422: "Invalid request; details name each field",
         503: "Model, feature store or decision log not available",
@@ -54,7 +60,8 @@ router = APIRouter()
 @router.post(
     "/v1/decisions",
     response_model=DecisionResponse,
-    responses=_errors(422, 503),
+    responses=error_responses(401, 403, 422, 503),
+    dependencies=scoped(Scope.DECIDE),
     tags=["decisions"],
     summary="Next best action for one customer at one touchpoint",
 )
@@ -66,6 +73,10 @@ def create_decision(body: DecisionRequest, engine: EngineDep) -> DecisionRespons
     (`personalised: false`) with a notice. Every answer is written to the decision log.
     """
     decision = engine.decide(body.customer_id, body.touchpoint, with_reasons=body.reasons)
+    DECISIONS.labels(body.touchpoint.value, decision.chosen.action.id, decision.role.value).inc()
+    if not decision.personalised:
+        unknown = UNKNOWN_CUSTOMER_NOTICE in decision.notices
+        FALLBACKS.labels("unknown_customer" if unknown else "no_profiling").inc()
     return DecisionResponse.of(decision, explain=body.explain)
 
 
@@ -73,7 +84,8 @@ def create_decision(body: DecisionRequest, engine: EngineDep) -> DecisionRespons
     "/v1/feedback",
     status_code=202,
     response_model=FeedbackResponse,
-    responses=_errors(404, 422, 503),
+    responses=error_responses(401, 403, 404, 422, 503),
+    dependencies=scoped(Scope.FEEDBACK),
     tags=["feedback"],
     summary="Record what the customer did with a decision",
 )
@@ -97,17 +109,29 @@ def live() -> HealthResponse:
     return HealthResponse(status="ok")
 
 
-@router.get("/health/ready", response_model=HealthResponse, responses=_errors(503), tags=["health"])
+@router.get(
+    "/health/ready", response_model=HealthResponse, responses=error_responses(503), tags=["health"]
+)
 def ready(runtime: RuntimeDep) -> HealthResponse:
-    """Model, feature store, catalog and decision log are loaded; decisions can be served."""
-    model = runtime.model
+    """Model, feature store, catalog and decision log are loaded; decisions can be served.
+
+    `models.last_reload_error` tells why a new registry version was refused (the old one
+    serves on); `models.source` says when the service started from its local copy.
+    """
     current = runtime.catalogs.current
     return HealthResponse(
         status="ready",
-        model=ModelResponse(name=model.name, version=model.version, alias=model.alias),
+        models=ModelsStatus.of(runtime.models),
         catalog=CatalogStatus(
             actions=len(current.catalog.actions),
             loaded_at=current.loaded_at,
             last_reload_error=runtime.catalogs.last_error,
         ),
     )
+
+
+@router.get("/metrics", include_in_schema=False)
+def metrics() -> Response:
+    """Prometheus metrics of every worker of this instance."""
+    body, content_type = exposition()
+    return Response(body, media_type=content_type)

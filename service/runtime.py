@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import random
 from dataclasses import dataclass
 
@@ -10,10 +11,10 @@ from service.catalog_holder import CatalogHolder
 from service.decision_log import DecisionLog, SqliteDecisionLog
 from service.decision_log_postgres import PostgresDecisionLog
 from service.engine import DecisionEngine
-from service.errors import ModelLoadError
 from service.feature_client import OnlineFeatures
-from service.model import LoadedModel, load_registered_model
+from service.model import ModelRegistry
 from service.model_directory import ModelDirectory
+from service.served_models import Routing, ServedModels, start_models
 from service.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -21,19 +22,20 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Runtime:
-    """The catalog, feature reader, model, decision log and engine of a running service."""
+    """The catalog, feature reader, models, decision log and engine of a running service."""
 
     settings: ServiceSettings
     catalogs: CatalogHolder
     features: OnlineFeatures
-    model: LoadedModel
+    models: ServedModels
     decision_log: DecisionLog
     engine: DecisionEngine
-    models: ModelDirectory
+    directory: ModelDirectory
 
     def close(self) -> None:
         """Stop background work and close the decision log."""
         self.catalogs.stop()
+        self.models.stop()
         self.decision_log.close()
 
 
@@ -44,30 +46,36 @@ def open_decision_log(settings: ServiceSettings) -> DecisionLog:
     return SqliteDecisionLog(settings.decision_log_path)
 
 
+def configure_mlflow_client(settings: ServiceSettings) -> None:
+    """Bound how long a call to an MLflow tracking server may block, and keep progress bars
+    out of the logs (MLflow reads these from the environment): an unreachable registry must
+    not hold up start-up or a reload."""
+    os.environ.setdefault(
+        "MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(settings.registry_timeout_seconds))
+    )
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
 def build_runtime(settings: ServiceSettings) -> Runtime:
-    """Load features, model and catalog; check they fit together; open the decision log."""
+    """Load features, models and catalog; check they fit together; open the decision log."""
+    configure_mlflow_client(settings)
     features = OnlineFeatures(
         settings.feature_repo,
         [settings.feature_service, settings.consent_feature_service],
         settings.feature_store_yaml,
     )
-    model = load_registered_model(
-        settings.mlflow_tracking_uri,
-        settings.model_name,
-        settings.model_alias,
-        settings.model_cache_dir,
+    registry = ModelRegistry(
+        settings.mlflow_tracking_uri, settings.model_name, settings.model_cache_dir
     )
-    missing = set(model.spec.customer_features) - set(features.columns)
-    if missing:
-        raise ModelLoadError(
-            f"model {model.name} version {model.version} needs features {sorted(missing)} that "
-            f"feature service '{settings.feature_service}' does not serve"
-        )
+    routing = Routing(settings.challenger_mode, settings.challenger_share, settings.routing_salt)
+    models = start_models(registry, routing, features.columns)
     catalogs = CatalogHolder(settings.catalog_path, set(features.columns))
     decision_log = open_decision_log(settings)
     engine = DecisionEngine(
         catalogs,
-        model,
+        models,
         features,
         decision_log,
         features.descriptions,
@@ -75,12 +83,15 @@ def build_runtime(settings: ServiceSettings) -> Runtime:
     )
     engine.warm_up()
     catalogs.watch(settings.catalog_reload_seconds)
+    models.watch(settings.model_poll_seconds)
+    champion = models.current.champion
     log.info(
-        "serving %s version %s (@%s), %d actions in the catalog",
-        model.name,
-        model.version,
-        model.alias,
+        "serving %s version %s (%s), %d actions in the catalog, challenger %s",
+        champion.name,
+        champion.version,
+        models.status.source,
         len(catalogs.current.catalog.actions),
+        settings.challenger_mode.value,
     )
-    models = ModelDirectory(settings.mlflow_tracking_uri, settings.model_name)
-    return Runtime(settings, catalogs, features, model, decision_log, engine, models)
+    directory = ModelDirectory(settings.mlflow_tracking_uri, settings.model_name)
+    return Runtime(settings, catalogs, features, models, decision_log, engine, directory)

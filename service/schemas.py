@@ -9,9 +9,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from service.decision_log import Outcome
 from service.engine import Decision, ScoredAction
+from service.model import LoadedModel
 from service.reasons import Reason
 from service.rules import Drop, Rule
-from service.vocabulary import ActionType, Touchpoint
+from service.served_models import ServedModels
+from service.vocabulary import ActionType, ChallengerMode, Touchpoint
 
 CUSTOMER_ID_PATTERN = r"^[^\x00-\x1f\x7f]+$"
 
@@ -64,7 +66,12 @@ class ModelResponse(BaseModel):
 
     name: str
     version: str
-    alias: str
+    alias: str = Field(description="champion or challenger")
+
+    @classmethod
+    def of(cls, model: LoadedModel) -> ModelResponse:
+        """Build from a loaded model."""
+        return cls(name=model.name, version=model.version, alias=model.alias)
 
 
 class ReasonResponse(BaseModel):
@@ -135,9 +142,7 @@ class DecisionResponse(BaseModel):
             reasons=[ReasonResponse.of(r) for r in decision.reasons],
             ranked=[ActionResponse.of(s) for s in decision.ranked],
             dropped=[DroppedResponse.of(d) for d in decision.dropped] if explain else None,
-            model=ModelResponse(
-                name=decision.model.name, version=decision.model.version, alias=decision.model.alias
-            ),
+            model=ModelResponse.of(decision.model),
             notices=decision.notices,
         )
 
@@ -201,9 +206,35 @@ class CatalogStatus(BaseModel):
     last_reload_error: str | None
 
 
+class ModelsStatus(BaseModel):
+    """The models in service, where they came from, and the last refused reload."""
+
+    champion: ModelResponse
+    challenger: ModelResponse | None
+    challenger_mode: ChallengerMode
+    challenger_share: float
+    source: str = Field(description="registry, or the local copy when the registry was down")
+    last_reload_error: str | None
+    checked_at: float | None = Field(description="Last registry check (unix seconds)")
+
+    @classmethod
+    def of(cls, models: ServedModels) -> ModelsStatus:
+        """Build from the served models."""
+        current, status = models.current, models.status
+        return cls(
+            champion=ModelResponse.of(current.champion),
+            challenger=ModelResponse.of(current.challenger) if current.challenger else None,
+            challenger_mode=models.routing.mode,
+            challenger_share=models.routing.share,
+            source=status.source,
+            last_reload_error=status.last_error,
+            checked_at=status.checked_at,
+        )
+
+
 class HealthResponse(BaseModel):
     """Liveness or readiness."""
 
     status: str
-    model: ModelResponse | None = None
+    models: ModelsStatus | None = None
     catalog: CatalogStatus | None = None

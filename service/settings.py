@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from service.vocabulary import ChallengerMode
 
 DEFAULT_CATALOG = Path(__file__).with_name("catalog.yaml")
 
@@ -28,8 +31,30 @@ class ServiceSettings(BaseSettings):
         "sqlite:///mlruns/mlflow.db", description="MLflow tracking and registry store"
     )
     model_name: str = Field("nba-propensity", description="Registered model name")
-    model_alias: str = Field("champion", description="Registry alias the service serves")
-    model_cache_dir: Path = Field(Path("models"), description="Local copies of loaded models")
+    model_cache_dir: Path = Field(
+        Path("models"),
+        description="Local copies of loaded models; the last good champion starts the service "
+        "when the registry is unreachable",
+    )
+    model_poll_seconds: float = Field(
+        10.0,
+        ge=0,
+        description="How often to check the registry aliases for a new version (0: never)",
+    )
+    registry_timeout_seconds: float = Field(
+        5.0, gt=0, description="Timeout of one request to an MLflow tracking server"
+    )
+    challenger_mode: ChallengerMode = Field(
+        ChallengerMode.OFF,
+        description="off; split: the challenger serves `challenger_share` of customers; "
+        "shadow: the challenger is scored and logged beside every champion decision",
+    )
+    challenger_share: float = Field(
+        0.1, ge=0, le=1, description="Share of customers the challenger serves in split mode"
+    )
+    routing_salt: str = Field(
+        "nba", description="Salt of the sticky customer buckets (change it to reshuffle)"
+    )
     catalog_path: Path = Field(DEFAULT_CATALOG, description="Action catalog YAML file")
     catalog_reload_seconds: float = Field(
         5.0, ge=0, description="How often to check the catalog file for changes (0: never)"
@@ -50,4 +75,13 @@ class ServiceSettings(BaseSettings):
     )
     host: str = Field("127.0.0.1", description="Address the API binds to")
     port: int = Field(8000, ge=1, le=65535, description="Port the API listens on")
+    workers: int = Field(1, ge=1, description="API worker processes")
     log_level: str = Field("info", description="Log level of the API process")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="text for people, json (one object a line) for log collectors"
+    )
+    api_keys_file: Path | None = Field(
+        None,
+        description="YAML file of API key hashes and scopes (`nba issue-key` writes it); "
+        "unset: no authentication, for the local demo only",
+    )

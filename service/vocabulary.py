@@ -21,3 +21,27 @@ class ActionType(StrEnum):
     RETENTION = "retention"
     INFO = "info"
     NO_ACTION = "no_action"
+
+
+class ChallengerMode(StrEnum):
+    """How the challenger takes part: not at all, serving a share of customers, or in shadow."""
+
+    OFF = "off"
+    SPLIT = "split"
+    SHADOW = "shadow"
+
+
+class Scope(StrEnum):
+    """What an API key may do."""
+
+    DECIDE = "decide"
+    FEEDBACK = "feedback"
+    REVIEW = "review"
+    ADMIN = "admin"
+
+
+class ModelRole(StrEnum):
+    """Registry aliases the service follows."""
+
+    CHAMPION = "champion"
+    CHALLENGER = "challenger"

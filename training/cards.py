@@ -136,5 +136,36 @@ def publish_cards(
                 encoding="utf-8",
             )
         client.log_artifacts(run.info.run_id, str(folder), artifact_path=CARD_DIR)
-    client.update_model_version(name, version, description=card.markdown)
+    client.update_model_version(
+        name, version, description=registry_description(card.markdown, run.info.run_id, version)
+    )
     log.info("model card logged with version %s (card/card.md, card/card.html)", version)
+
+
+DESCRIPTION_LIMIT = 5000  # MLflow's model_versions.description column (PostgreSQL enforces it)
+
+
+DESCRIPTION_PRIORITY = ("Model details", "Intended use", "Limitations and caveats")
+
+
+def registry_description(markdown: str, run_id: str, version: str) -> str:
+    """The card as a registry version description within MLflow's limit: whole sections, in
+    the card's order; details, intended use and limitations first, then as many others as fit;
+    and where the full card is."""
+    footer = (
+        f"\n\n_Full card: artifacts `card/card.md` and `card/card.html` of run {run_id}; "
+        f"the service shows it at /models/{version}/card._"
+    )
+    title, *sections = (part.rstrip() for part in markdown.split("\n## "))
+    order = sorted(
+        range(len(sections)),
+        key=lambda i: (not sections[i].startswith(DESCRIPTION_PRIORITY), i),
+    )
+    budget = DESCRIPTION_LIMIT - len(title) - len(footer)
+    chosen = set()
+    for i in order:
+        cost = len(sections[i]) + len("\n\n## ")
+        if cost <= budget:
+            chosen.add(i)
+            budget -= cost
+    return "".join([title, *(f"\n\n## {sections[i]}" for i in sorted(chosen)), footer])

@@ -1,4 +1,5 @@
-"""`nba`: simulate, build features, train, promote, roll back, import logs, or run the demo."""
+"""`nba`: simulate, build features, train, promote, roll back, import logs, bootstrap a
+stack, issue API keys, or run the demo."""
 
 from __future__ import annotations
 
@@ -14,8 +15,11 @@ from typing import Any
 
 import pandas as pd
 
+from service.auth import issue_key
 from service.catalog import Catalog, load_catalog
 from service.errors import NBAError
+from service.model import ModelRegistry
+from service.vocabulary import ModelRole, Scope
 from training.feature_store import apply_repo, materialize
 from training.logs import import_log, write_import
 from training.loop import run_loop
@@ -26,6 +30,8 @@ from training.simulator import SimulationConfig, simulate, write_world
 from training.train import train_and_register
 
 log = logging.getLogger("nba")
+
+DEFAULT_KEYS_FILE = Path("secrets/api_keys.yaml")
 
 Step = Callable[[TrainingSettings, Catalog, argparse.Namespace], None]
 
@@ -99,7 +105,7 @@ def run_promote(settings: TrainingSettings, catalog: Catalog, args: argparse.Nam
     result = promote(settings, force=getattr(args, "force", False))
     if result.already_champion:
         log.info(
-            "nothing to promote: version %s is already @%s", result.challenger, settings.model_alias
+            "nothing to promote: version %s is already @%s", result.challenger, ModelRole.CHAMPION
         )
         return
     for check in result.checks:
@@ -107,19 +113,17 @@ def run_promote(settings: TrainingSettings, catalog: Catalog, args: argparse.Nam
     for refusal in result.refusals:
         log.warning("gate refused: %s", refusal)
     if result.passed:
-        log.info("promoted version %s to @%s", result.challenger, settings.model_alias)
+        log.info("promoted version %s to @%s", result.challenger, ModelRole.CHAMPION)
     elif getattr(args, "force", False) and result.challenger:
         log.warning("promoted version %s by force despite the refusals", result.challenger)
     else:
-        log.warning("not promoted: @%s stays version %s", settings.model_alias, result.champion)
+        log.warning("not promoted: @%s stays version %s", ModelRole.CHAMPION, result.champion)
 
 
 def run_rollback(settings: TrainingSettings, catalog: Catalog, _: argparse.Namespace) -> None:
     """Point @champion back at the version it replaced."""
     current, previous = rollback(settings)
-    log.info(
-        "@%s moved back from version %s to version %s", settings.model_alias, current, previous
-    )
+    log.info("@%s moved back from version %s to version %s", ModelRole.CHAMPION, current, previous)
 
 
 def run_import(settings: TrainingSettings, catalog: Catalog, args: argparse.Namespace) -> None:
@@ -158,6 +162,47 @@ def run_closed_loop(settings: TrainingSettings, catalog: Catalog, args: argparse
         )
 
 
+def run_simulate_once(
+    settings: TrainingSettings, catalog: Catalog, args: argparse.Namespace
+) -> None:
+    """Simulate the demo world unless its data is there already."""
+    if settings.training_log.exists() and (settings.feature_repo / "data").is_dir():
+        log.info(
+            "world data found in %s and %s: kept", settings.training_log, settings.feature_repo
+        )
+        return
+    run_simulate(settings, catalog, args)
+
+
+def run_train_once(settings: TrainingSettings, catalog: Catalog, args: argparse.Namespace) -> None:
+    """Train and register a champion unless the registry has one."""
+    registry = ModelRegistry(
+        settings.mlflow_tracking_uri, settings.model_name, settings.model_cache_dir
+    )
+    version = registry.resolve(ModelRole.CHAMPION)
+    if version is not None:
+        log.info("%s@%s is version %s: kept", settings.model_name, ModelRole.CHAMPION, version)
+        return
+    run_train(settings, catalog, args)
+
+
+def run_issue_key(settings: TrainingSettings, catalog: Catalog, args: argparse.Namespace) -> None:
+    """Create an API key for one calling system; print it once, store only its hash."""
+    path = settings.api_keys_file or DEFAULT_KEYS_FILE
+    if not args.name or not args.scopes:
+        raise ValueError("issue-key needs --name NAME and --scopes decide,feedback,review,admin")
+    scopes = [Scope(s.strip()) for s in args.scopes.split(",") if s.strip()]
+    key = issue_key(path, args.name, scopes)
+    log.info(
+        "key '%s' with scopes %s added to %s (only its hash is stored; set NBA_API_KEYS_FILE=%s)",
+        args.name,
+        ",".join(scopes),
+        path,
+        path,
+    )
+    print(key, flush=True)
+
+
 def print_example(settings: TrainingSettings) -> None:
     """Show how to call the service that `make demo` starts next."""
     url = f"http://{settings.host}:{settings.port}"
@@ -179,6 +224,8 @@ STEPS: dict[str, tuple[Step, ...]] = {
     "import-logs": (run_import,),
     "loop": (run_closed_loop,),
     "demo": (run_simulate, run_features, run_train, run_promote),
+    "bootstrap": (run_simulate_once, run_features, run_train_once),
+    "issue-key": (run_issue_key,),
 }
 
 
@@ -196,6 +243,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--force", action="store_true", help="promote despite refused gates")
     parser.add_argument("--rounds", type=int, default=3, help="loop: how many rounds")
     parser.add_argument("--per-round", type=int, default=2000, help="loop: decisions per round")
+    parser.add_argument("--name", help="issue-key: the calling system the key is for")
+    parser.add_argument(
+        "--scopes", help="issue-key: comma-separated scopes (decide, feedback, review, admin)"
+    )
     return parser
 
 

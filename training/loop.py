@@ -108,7 +108,7 @@ def run_loop(
     for number in range(1, rounds + 1):
         log_path = settings.data_dir / "loop" / f"service-round-{number}.log"
         with running_service(env, Path.cwd(), log_path) as url:
-            served = httpx.get(f"{url}/health/ready").json()["model"]["version"]
+            served = httpx.get(f"{url}/health/ready").json()["models"]["champion"]["version"]
             log.info("round %d: serving version %s, %d decisions", number, served, decisions)
             value, acceptance = serve_round(url, states, catalog, decisions, rng)
         log.info(

@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from service.vocabulary import ModelRole
 from training.settings import TrainingSettings
 
 log = logging.getLogger(__name__)
 
-CHALLENGER = "challenger"
 PREVIOUS_CHAMPION_TAG = "previous_champion"
 COMPARED_WITH_TAG = "compared_with_champion"
 
@@ -51,8 +51,8 @@ def check_gates(settings: TrainingSettings) -> GateResult:
     """Compare the challenger's holdout results with the champion's on the same holdout."""
     client = client_for(settings)
     name = settings.model_name
-    challenger = alias_version(client, name, CHALLENGER)
-    champion = alias_version(client, name, settings.model_alias)
+    challenger = alias_version(client, name, ModelRole.CHALLENGER)
+    champion = alias_version(client, name, ModelRole.CHAMPION)
     if challenger is None:
         return GateResult(None, champion, ["there is no challenger: run `nba train` first"])
     if challenger == champion:
@@ -105,7 +105,7 @@ def promote(settings: TrainingSettings, force: bool = False) -> GateResult:
         client.set_model_version_tag(
             settings.model_name, result.challenger, PREVIOUS_CHAMPION_TAG, result.champion
         )
-    client.set_registered_model_alias(settings.model_name, settings.model_alias, result.challenger)
+    client.set_registered_model_alias(settings.model_name, ModelRole.CHAMPION, result.challenger)
     log.info("version %s is champion now (was %s)", result.challenger, result.champion)
     return result
 
@@ -113,7 +113,7 @@ def promote(settings: TrainingSettings, force: bool = False) -> GateResult:
 def rollback(settings: TrainingSettings) -> tuple[str, str]:
     """Point the champion alias back at the version it replaced; returns (from, to)."""
     client = client_for(settings)
-    current = alias_version(client, settings.model_name, settings.model_alias)
+    current = alias_version(client, settings.model_name, ModelRole.CHAMPION)
     if current is None:
         raise ValueError("there is no champion to roll back")
     previous = client.get_model_version(settings.model_name, current).tags.get(
@@ -121,5 +121,5 @@ def rollback(settings: TrainingSettings) -> tuple[str, str]:
     )
     if not previous:
         raise ValueError(f"champion version {current} replaced no earlier champion")
-    client.set_registered_model_alias(settings.model_name, settings.model_alias, previous)
+    client.set_registered_model_alias(settings.model_name, ModelRole.CHAMPION, previous)
     return current, previous

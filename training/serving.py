@@ -6,7 +6,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -22,7 +22,11 @@ def free_port() -> int:
 
 @contextmanager
 def running_service(
-    env: dict[str, str], cwd: Path, log_path: Path, startup_timeout: float = 120.0
+    env: dict[str, str],
+    cwd: Path,
+    log_path: Path,
+    startup_timeout: float = 120.0,
+    command: Sequence[str] = (sys.executable, "-m", "service"),
 ) -> Iterator[str]:
     """Yield the base URL once /health/ready answers 200; stop the process afterwards."""
     port = free_port()
@@ -30,7 +34,7 @@ def running_service(
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("w") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "service"],
+            list(command),
             env=env,
             cwd=cwd,
             stdout=log,

@@ -19,7 +19,9 @@ class TrainingSettings(ServiceSettings):
 
     data_dir: Path = Field(Path("data"), description="Decision log and simulator ground truth")
     mlflow_artifact_root: Path = Field(
-        Path("mlruns/artifacts"), description="Where MLflow stores run artifacts"
+        Path("mlruns/artifacts"),
+        description="Where MLflow stores run artifacts (a file store; a tracking server keeps "
+        "them in its own artifact store)",
     )
     experiment_name: str = Field("nba-propensity", description="MLflow experiment")
     seed: int = Field(7, description="Seed of the simulator and of LightGBM")

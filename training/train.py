@@ -21,6 +21,7 @@ from service.catalog import Catalog
 from service.errors import ModelLoadError
 from service.features import FeatureSpec
 from service.model import LoadedModel, load_registered_model
+from service.vocabulary import ModelRole
 from training.cards import card_inputs, publish_cards
 from training.dataset import TimeSplit, TrainingSet, build_training_set, design_matrix, time_split
 from training.evaluation import evaluate_policies, ranking_on_logs, segments
@@ -36,7 +37,7 @@ from training.policies import (
     rules_only,
     uniform_random,
 )
-from training.registry import CHALLENGER, COMPARED_WITH_TAG, alias_version, client_for
+from training.registry import COMPARED_WITH_TAG, alias_version, client_for
 from training.settings import TrainingSettings
 from training.simulated_truth import logging_policy, true_expected_values
 
@@ -127,7 +128,7 @@ def _current_champion(settings: TrainingSettings, spec: FeatureSpec) -> LoadedMo
         champion = load_registered_model(
             settings.mlflow_tracking_uri,
             settings.model_name,
-            settings.model_alias,
+            ModelRole.CHAMPION,
             settings.model_cache_dir,
         )
     except ModelLoadError:
@@ -214,6 +215,8 @@ def configure_mlflow(settings: TrainingSettings) -> str:
     experiment = mlflow.get_experiment_by_name(settings.experiment_name)
     if experiment is not None:
         return str(experiment.experiment_id)
+    if uri.startswith(("http://", "https://")):  # a tracking server stores the artifacts
+        return str(mlflow.create_experiment(settings.experiment_name))
     settings.mlflow_artifact_root.mkdir(parents=True, exist_ok=True)
     return str(
         mlflow.create_experiment(
@@ -340,11 +343,11 @@ def _log_and_register(
         champion.version if champion else "none",
     )
     client.set_model_version_tag(settings.model_name, model_version, "model_family", winner.family)
-    client.set_registered_model_alias(settings.model_name, CHALLENGER, model_version)
-    aliases = [CHALLENGER]
-    if alias_version(client, settings.model_name, settings.model_alias) is None:
-        client.set_registered_model_alias(settings.model_name, settings.model_alias, model_version)
-        aliases.append(settings.model_alias)
+    client.set_registered_model_alias(settings.model_name, ModelRole.CHALLENGER, model_version)
+    aliases: list[str] = [ModelRole.CHALLENGER.value]
+    if alias_version(client, settings.model_name, ModelRole.CHAMPION) is None:
+        client.set_registered_model_alias(settings.model_name, ModelRole.CHAMPION, model_version)
+        aliases.append(ModelRole.CHAMPION.value)
     log.info(
         "registered %s version %s as %s",
         settings.model_name,

@@ -53,9 +53,10 @@ def main() -> None:
             update={"decision_log_path": Path(tmp) / "log.db", "catalog_reload_seconds": 0.0}
         )
         runtime = build_runtime(settings)
+        champion = runtime.models.current.champion
         engine, version = runtime.engine, runtime.catalogs.current
         candidates = version.by_touchpoint[touchpoint]
-        spec = runtime.model.spec
+        spec = champion.spec
         steps: dict[str, list[int]] = {
             k: []
             for k in (
@@ -90,7 +91,7 @@ def main() -> None:
                 [touchpoint.value] * len(kept),
             )
             if kept:
-                runtime.model.predict(matrix)
+                champion.predict(matrix)
             t3 = clock()
             with runtime.decision_log.customer_session(customer) as session:
                 now = time.time()
@@ -120,7 +121,12 @@ def main() -> None:
             steps["contact policy + log write (1 txn)"].append(t4 - t3)
             if kept and values is not None:
                 t5 = clock()
-                top_reasons(runtime.model, matrix[:1], values, runtime.features.descriptions)
+                top_reasons(
+                    champion,
+                    matrix[:1],
+                    values,
+                    runtime.features.descriptions,
+                )
                 steps["reasons (pred_contrib)"].append(clock() - t5)
             t6 = clock()
             engine.decide(customer, touchpoint)
@@ -132,7 +138,7 @@ def main() -> None:
 
     print(
         f"\nIn-process cost per decision at {touchpoint.value}, {len(candidates.ids)} candidates, "
-        f"{args.decisions} decisions, {runtime.model.name} v{runtime.model.version}"
+        f"{args.decisions} decisions, {champion.name} v{champion.version}"
     )
     print(f"{'step':40} {'p50 us':>9} {'p95 us':>9} {'p99 us':>9} {'mean us':>9}")
     for name, samples in steps.items():

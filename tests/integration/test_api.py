@@ -29,7 +29,9 @@ def test_health_endpoints(api: httpx.Client) -> None:
     assert api.get("/health/live").json()["status"] == "ok"
     ready = api.get("/health/ready").json()
     assert ready["status"] == "ready"
-    assert ready["model"] == {"name": "nba-propensity", "version": "2", "alias": "champion"}
+    models = ready["models"]
+    assert models["champion"] == {"name": "nba-propensity", "version": "2", "alias": "champion"}
+    assert models["source"] == "registry" and models["last_reload_error"] is None
     assert ready["catalog"]["actions"] == 20
 
 

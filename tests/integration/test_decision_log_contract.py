@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -17,6 +18,7 @@ from service.decision_log import (
     DecisionRecord,
     LoggedCandidate,
     Outcome,
+    ShadowRecord,
     SqliteDecisionLog,
 )
 from service.decision_log_postgres import PostgresDecisionLog
@@ -64,7 +66,7 @@ def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
     else:
         url = request.getfixturevalue("postgres_url")
         schema_reset = psycopg.connect(url, autocommit=True)
-        schema_reset.execute("DROP TABLE IF EXISTS feedback, decisions")
+        schema_reset.execute("DROP TABLE IF EXISTS shadow_decisions, feedback, decisions")
         schema_reset.close()
 
         def open_log() -> DecisionLog:
@@ -128,6 +130,18 @@ def test_feedback_is_idempotent_validated_and_read_as_rejections(opener: Opener)
     assert len(frame) == 1 and int(frame["accepted"].iloc[0]) == 0
 
 
+def test_shadow_choices_are_kept_beside_the_served_ones(opener: Opener) -> None:
+    log = opener()
+    served = record("c", "card", 100.0)
+    shadow = ShadowRecord("2", "loan", (LoggedCandidate("loan", 0.3, 2.0),))
+    with log.customer_session("c") as session:
+        session.append(dataclasses.replace(served, shadow=shadow))
+        session.append(record("c", "no_action", 101.0))
+    frame = log.shadow_frame()
+    columns = ["served_version", "served_action", "shadow_version", "shadow_action"]
+    assert frame[columns].values.tolist() == [["1", "card", "2", "loan"]]
+
+
 def test_a_failed_session_writes_nothing(opener: Opener) -> None:
     log = opener()
     with pytest.raises(RuntimeError), log.customer_session("c") as session:
@@ -184,7 +198,7 @@ def test_training_reads_the_service_log(
     if backend == "postgres":
         url = request.getfixturevalue("postgres_url")
         reset = psycopg.connect(url, autocommit=True)
-        reset.execute("DROP TABLE IF EXISTS feedback, decisions")
+        reset.execute("DROP TABLE IF EXISTS shadow_decisions, feedback, decisions")
         reset.close()
         settings = ServiceSettings(decision_log_url=url)
     else:

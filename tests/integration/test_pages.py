@@ -6,8 +6,10 @@ import os
 import shutil
 import sqlite3
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import mlflow.artifacts
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -62,9 +64,20 @@ def page(service: Service) -> Iterator[Any]:
 def test_training_logs_the_card_with_the_version(stack: Stack) -> None:
     client = MlflowClient(tracking_uri=stack.tracking_uri, registry_uri=stack.tracking_uri)
     version = client.get_model_version("nba-propensity", "2")
-    assert version.description.startswith("# Model card: nba-propensity version 2")
+    description = version.description
+    assert description.startswith("# Model card: nba-propensity version 2")
+    assert len(description) <= 5000  # MLflow's column limit, enforced on PostgreSQL
+    assert f"card/card.md` and `card/card.html` of run {version.run_id}" in description
+    assert "## Model details" in description and "## Limitations and caveats" in description
+    card = Path(
+        mlflow.artifacts.download_artifacts(
+            run_id=str(version.run_id),
+            artifact_path="card/card.md",
+            tracking_uri=stack.tracking_uri,
+        )
+    ).read_text()
     for section in CARD_SECTIONS:
-        assert f"## {section}" in version.description
+        assert f"## {section}" in card
     files = {f.path for f in client.list_artifacts(str(version.run_id), "card")}
     assert {"card/card.md", "card/card.html", "card/comparison.html", "card/images"} <= files
     images = {f.path for f in client.list_artifacts(str(version.run_id), "card/images")}

@@ -17,6 +17,7 @@ from service.engine import DecisionEngine
 from service.features import FeatureSpec, featurize
 from service.model import LoadedModel
 from service.rules import CONSENT_FEATURES
+from service.served_models import ModelSet, ServedModels
 from service.vocabulary import ActionType
 from training.simulator import PRODUCT_COLUMNS
 
@@ -119,12 +120,19 @@ def make_kit(
     customers: dict[str, dict[str, Any]],
     seed: int = 0,
     log: DecisionLog | None = None,
+    models: ServedModels | None = None,
 ) -> Kit:
     clock = Clock()
     features = DictFeatures(customers)
     source = FixedCatalog(CatalogVersion.of(catalog))
     log = log or SqliteDecisionLog(db)
     engine = DecisionEngine(
-        source, model, features, log, DESCRIPTIONS, rng=random.Random(seed), clock=clock
+        source,
+        models or ServedModels(ModelSet(model)),
+        features,
+        log,
+        DESCRIPTIONS,
+        rng=random.Random(seed),
+        clock=clock,
     )
     return Kit(engine, log, clock, features, source)

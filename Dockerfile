@@ -1,0 +1,29 @@
+# One image for the API, the bootstrap job and the MLflow tracking server (docker-compose.yml).
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1
+
+WORKDIR /app
+RUN pip install "uv==0.13.8"
+COPY requirements-runtime.lock ./
+RUN uv pip install --system --no-deps -r requirements-runtime.lock
+
+COPY pyproject.toml README.md ./
+COPY service service
+COPY training training
+COPY feature_repo feature_repo
+RUN uv pip install --system --no-deps . \
+    && useradd --create-home --uid 1000 nba \
+    && mkdir -p data models feature_repo/data secrets /mlartifacts \
+    && chown -R nba /app /mlartifacts
+
+USER nba
+ENV NBA_HOST=0.0.0.0 \
+    NBA_PORT=8000 \
+    NBA_LOG_FORMAT=json
+EXPOSE 8000
+HEALTHCHECK --interval=10s --timeout=3s --start-period=60s \
+    CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health/ready', timeout=2)"
+CMD ["python", "-m", "service"]

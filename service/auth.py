@@ -1,0 +1,144 @@
+"""API keys per calling system, with scopes.
+
+Keys live only with their holders; the keys file holds their SHA-256 hashes (a key is 32
+random bytes, so an unsalted hash is safe to keep) and their scopes. `nba issue-key` adds
+a key and prints it once. A presented key is hashed and compared with every stored hash in
+constant time.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import os
+import secrets
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import yaml
+from fastapi import Depends, Request, Security, params
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from service.errors import ConfigurationError, ForbiddenError, UnauthenticatedError
+from service.vocabulary import Scope
+
+KEY_PREFIX = "nba_"
+_api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
+_bearer = HTTPBearer(auto_error=False)
+
+
+def hash_key(key: str) -> str:
+    """The hex SHA-256 of a key, as stored in the keys file."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """One calling system's key: its name, what it may do, and the hash of the key."""
+
+    name: str
+    scopes: frozenset[Scope]
+    sha256: str
+
+
+@dataclass(frozen=True)
+class ApiKeys:
+    """The keys the service accepts; with none configured, authentication is off."""
+
+    keys: tuple[ApiKey, ...]
+    enabled: bool
+
+    @classmethod
+    def load(cls, path: Path | None) -> ApiKeys:
+        """Read the keys file; None turns authentication off (local demo)."""
+        if path is None:
+            return cls((), enabled=False)
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+            keys = tuple(
+                ApiKey(
+                    name=str(entry["name"]),
+                    scopes=frozenset(Scope(s) for s in entry["scopes"]),
+                    sha256=str(entry["sha256"]),
+                )
+                for entry in raw.get("keys", [])
+            )
+        except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
+            raise ConfigurationError(f"cannot read the API keys file {path}: {exc}") from exc
+        return cls(keys, enabled=True)
+
+    def authenticate(self, presented: str) -> ApiKey | None:
+        """The key whose hash matches; every stored hash is compared, in constant time."""
+        digest = hash_key(presented)
+        found = None
+        for key in self.keys:
+            if hmac.compare_digest(digest, key.sha256):
+                found = key
+        return found
+
+
+def issue_key(path: Path, name: str, scopes: Iterable[Scope]) -> str:
+    """Create a key for `name`, store its hash and scopes in `path` (mode 0600), return it."""
+    scopes = sorted({Scope(s) for s in scopes})
+    if not scopes:
+        raise ConfigurationError("a key needs at least one scope")
+    raw = yaml.safe_load(path.read_text()) if path.exists() else None
+    entries = list((raw or {}).get("keys", []))
+    if any(entry["name"] == name for entry in entries):
+        raise ConfigurationError(f"a key named '{name}' exists already in {path}")
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    entries.append({"name": name, "scopes": [s.value for s in scopes], "sha256": hash_key(key)})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scratch = path.with_suffix(".tmp")
+    scratch.write_text(yaml.safe_dump({"keys": entries}, sort_keys=False))
+    os.chmod(scratch, 0o600)
+    scratch.replace(path)
+    return key
+
+
+def _basic_password(request: Request) -> str | None:
+    """The password of HTTP Basic credentials (how a browser sends a key to the pages)."""
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        return base64.b64decode(value, validate=True).decode().partition(":")[2] or None
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+
+
+def require(scope: Scope) -> Callable[..., None]:
+    """A FastAPI dependency: the request must carry a key holding `scope`.
+
+    The key comes as `X-API-Key`, as `Authorization: Bearer`, or as the password of HTTP Basic
+    credentials (browsers, for the pages). The caller's name is kept for the access log.
+    """
+
+    def check(
+        request: Request,
+        api_key: Annotated[str | None, Security(_api_key_header)],
+        bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+    ) -> None:
+        keys: ApiKeys = request.app.state.api_keys
+        if not keys.enabled:
+            return
+        presented = api_key or (bearer.credentials if bearer else None) or _basic_password(request)
+        if not presented:
+            raise UnauthenticatedError("an API key is required (X-API-Key or Authorization)")
+        key = keys.authenticate(presented)
+        if key is None:
+            raise UnauthenticatedError("the API key is not valid", code="api_key_invalid")
+        request.state.caller = key.name
+        if scope not in key.scopes:
+            raise ForbiddenError(f"the key '{key.name}' does not have the '{scope}' scope")
+
+    return check
+
+
+def scoped(scope: Scope) -> list[params.Depends]:
+    """Route dependencies that require `scope`."""
+    return [Depends(require(scope))]
