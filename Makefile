@@ -33,9 +33,12 @@ $(STAMP): pyproject.toml requirements.lock
 serve: install
 	$(BIN)/python -m service
 
-## bench: in-process cost of one decision, step by step (needs `make demo` once before)
+## bench: the benchmark suite (floor, HTTP at fixed rates and max, materialisation, training);
+## builds the demo world first when missing; writes bench-results/bench-*.json and .md
 bench: install
-	$(BIN)/python -m tests.benchmarks.bench_decision
+	@command -v wrk >/dev/null || { echo "installing Debian's wrk"; apt-get install -y -qq wrk >/dev/null; }
+	@test -f data/decisions.parquet || $(BIN)/nba demo
+	$(BIN)/python -m tests.benchmarks $(BENCH_ARGS)
 
 ## lock: re-resolve requirements.lock from pyproject.toml (run after changing dependencies)
 lock:
@@ -49,4 +52,4 @@ lint: install
 
 ## clean: remove generated data, stores and models (keeps the virtual environment)
 clean:
-	rm -rf data mlruns feature_repo/data models/*/ test-artifacts
+	rm -rf data mlruns feature_repo/data models/*/ test-artifacts bench-results

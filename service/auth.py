@@ -14,7 +14,7 @@ import hashlib
 import hmac
 import os
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -111,14 +111,14 @@ def _basic_password(request: Request) -> str | None:
         return None
 
 
-def require(scope: Scope) -> Callable[..., None]:
+def require(scope: Scope) -> Callable[..., Awaitable[None]]:
     """A FastAPI dependency: the request must carry a key holding `scope`.
 
     The key comes as `X-API-Key`, as `Authorization: Bearer`, or as the password of HTTP Basic
     credentials (browsers, for the pages). The caller's name is kept for the access log.
     """
 
-    def check(
+    async def check(
         request: Request,
         api_key: Annotated[str | None, Security(_api_key_header)],
         bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],

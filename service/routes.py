@@ -25,15 +25,16 @@ from service.schemas import (
 from service.vocabulary import Scope
 
 
-def get_runtime(request: Request) -> Runtime:
-    """The runtime the lifespan built; 503 while it is missing."""
+async def get_runtime(request: Request) -> Runtime:
+    """The runtime the lifespan built; 503 while it is missing. (Dependencies that do no I/O
+    are `async def`: FastAPI would run a plain `def` in the thread pool, a hop per request.)"""
     runtime: Runtime | None = getattr(request.app.state, "runtime", None)
     if runtime is None:
         raise NotReadyError("the service is starting or failed to start")
     return runtime
 
 
-def get_engine(runtime: Annotated[Runtime, Depends(get_runtime)]) -> DecisionEngine:
+async def get_engine(runtime: Annotated[Runtime, Depends(get_runtime)]) -> DecisionEngine:
     """The decision engine of the running service."""
     return runtime.engine
 
@@ -104,7 +105,7 @@ def create_feedback(body: FeedbackRequest, runtime: RuntimeDep) -> FeedbackRespo
 
 
 @router.get("/health/live", response_model=HealthResponse, tags=["health"])
-def live() -> HealthResponse:
+async def live() -> HealthResponse:
     """The process is up."""
     return HealthResponse(status="ok")
 
@@ -112,7 +113,7 @@ def live() -> HealthResponse:
 @router.get(
     "/health/ready", response_model=HealthResponse, responses=error_responses(503), tags=["health"]
 )
-def ready(runtime: RuntimeDep) -> HealthResponse:
+async def ready(runtime: RuntimeDep) -> HealthResponse:
     """Model, feature store, catalog and decision log are loaded; decisions can be served.
 
     `models.last_reload_error` tells why a new registry version was refused (the old one

@@ -251,7 +251,9 @@ def train_and_register(settings: TrainingSettings, catalog: Catalog) -> TrainRes
     started = time.perf_counter()
     data = build_training_set(settings, catalog)
     split = time_split(data.frame, settings.holdout_fraction)
+    fit_started = time.perf_counter()
     candidates, matrix = fit_candidates(data, split, catalog, settings)
+    fit_seconds = time.perf_counter() - fit_started
     champion = _current_champion(settings, data.spec)
     metrics, blocks = evaluate(data, split, matrix, catalog, candidates, champion, settings)
     winner = max(candidates, key=lambda c: metrics[f"policy/{c.family}/dr"])
@@ -263,6 +265,7 @@ def train_and_register(settings: TrainingSettings, catalog: Catalog) -> TrainRes
     )
     metrics |= headline(metrics, winner.family)
     metrics["train_seconds"] = time.perf_counter() - started
+    metrics["fit_seconds"] = fit_seconds
     run_id, model_version, aliases = _log_and_register(
         settings, data, split, winner, metrics, champion, matrix[:50]
     )

@@ -1,0 +1,459 @@
+"""The benchmark suite (`make bench`): run on purpose, never as a test.
+
+Sections: the in-process floor and the naive stack; HTTP latency at fixed rates and at the
+maximum, on the SQLite and the Redis online store, reasons on and off; materialisation
+throughput; training time and peak memory. Prints every figure and writes JSON and a
+markdown table (with date and machine) to `bench-results/`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import redis
+import yaml
+
+from service.catalog import load_catalog
+from service.runtime import build_runtime
+from service.settings import DEFAULT_CATALOG, ServiceSettings
+from service.vocabulary import Touchpoint
+from tests.benchmarks.floor import measure_floor, measure_naive
+from tests.benchmarks.loadgen import open_loop
+from training.feature_store import apply_repo, materialize
+from training.serving import running_service
+from training.simulator import SimulationConfig, simulate, write_world
+
+ROOT = Path(__file__).resolve().parents[2]
+TOUCHPOINT = Touchpoint.CALL_CENTER
+CANDIDATES = 25
+REDIS_DB = 13  # a database index kept for the benchmarks
+AS_OF = datetime(2026, 10, 1, tzinfo=UTC)
+
+
+def log(message: str) -> None:
+    print(f"{datetime.now():%H:%M:%S} {message}", flush=True)
+
+
+def bench_catalog(folder: Path) -> Path:
+    """The shipped catalog, with variants of its offers added until the call center has
+    `CANDIDATES` candidates (the model scores variants it never saw as unknown actions)."""
+    raw = yaml.safe_load(DEFAULT_CATALOG.read_text())
+    catalog = load_catalog(DEFAULT_CATALOG)
+    have = len(catalog.candidates(TOUCHPOINT))
+    offers = [a for a in raw["actions"] if a["type"] == "offer"]
+    for i in range(CANDIDATES - have):
+        variant = {**offers[i % len(offers)]}
+        variant["id"] = f"{variant['id']}_variant_{i}"
+        variant["touchpoints"] = [TOUCHPOINT.value]
+        raw["actions"].append(variant)
+    path = folder / "catalog_25.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    assert len(load_catalog(path).candidates(TOUCHPOINT)) == CANDIDATES
+    return path
+
+
+def store_yaml(repo: Path, online: str) -> Path:
+    """A feature_store.yaml for `repo`: local registry, SQLite or Redis online store."""
+    store = (
+        {"type": "sqlite", "path": "data/online_store.db"}
+        if online == "sqlite"
+        else {"type": "redis", "connection_string": f"127.0.0.1:6379,db={REDIS_DB}"}
+    )
+    config = {
+        "project": "nba",
+        "provider": "local",
+        "registry": f"data/registry_{online}.db",
+        "online_store": store,
+        "offline_store": {"type": "duckdb"},
+        "entity_key_serialization_version": 3,
+    }
+    path = repo / f"feature_store_{online}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def copy_repo(source: Path, target: Path) -> Path:
+    shutil.copytree(
+        source,
+        target,
+        ignore=shutil.ignore_patterns("registry*.db", "online_store.db", "__pycache__", "profiles"),
+    )
+    return target
+
+
+def materialise(repo: Path, online: str, customers: int, end: datetime = AS_OF) -> dict[str, Any]:
+    """Apply and materialise `repo` up to `end` into one online store; time it."""
+    client = redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB)
+    if online == "redis":
+        client.flushdb()
+    yaml_file = store_yaml(repo, online)
+    apply_repo(repo, yaml_file)
+    before = client.info("memory")["used_memory"] if online == "redis" else 0
+    started = time.perf_counter()
+    materialize(repo, end + timedelta(seconds=1), timedelta(days=400), yaml_file)
+    seconds = time.perf_counter() - started
+    row: dict[str, Any] = {
+        "online_store": online,
+        "customers": customers,
+        "seconds": round(seconds, 2),
+        "customers_per_s": round(customers / seconds),
+    }
+    if online == "redis":
+        used = client.info("memory")["used_memory"] - before
+        row["redis_bytes_per_customer"] = round(used / customers)
+    log(f"materialise {customers:,} customers into {online}: {seconds:.1f} s")
+    return row
+
+
+def section_materialise(sizes: list[int], work: Path) -> list[dict[str, Any]]:
+    rows = []
+    catalog = load_catalog(DEFAULT_CATALOG)
+    for n in sizes:
+        folder = work / f"world_{n}"
+        repo = copy_repo(ROOT / "feature_repo", folder / "feature_repo")
+        shutil.rmtree(repo / "data", ignore_errors=True)
+        log(f"simulating {n:,} customers for materialisation")
+        config = SimulationConfig(n_customers=n, n_decisions=1000, as_of=AS_OF, seed=7)
+        write_world(simulate(config, catalog), repo / "data", folder / "data")
+        for online in ("sqlite", "redis"):
+            rows.append(materialise(repo, online, n))
+        shutil.rmtree(folder)
+    return rows
+
+
+def section_training(sizes: list[int], work: Path) -> list[dict[str, Any]]:
+    """`nba features` then `nba train` on a world of 20,000 customers and `n` decisions."""
+    rows = []
+    nba = str(Path(sys.executable).with_name("nba"))
+    for n in sizes:
+        folder = work / f"train_{n}"
+        repo = copy_repo(ROOT / "feature_repo", folder / "feature_repo")
+        shutil.rmtree(repo / "data", ignore_errors=True)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("NBA_")} | {
+            "NBA_FEATURE_REPO": str(repo),
+            "NBA_DATA_DIR": str(folder / "data"),
+            "NBA_TRAINING_LOG": str(folder / "data" / "decisions.parquet"),
+            "NBA_MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}",
+            "NBA_MLFLOW_ARTIFACT_ROOT": str(folder / "artifacts"),
+            "NBA_MODEL_CACHE_DIR": str(folder / "models"),
+            "NBA_N_DECISIONS": str(n),
+            "NBA_AS_OF": AS_OF.isoformat(),
+        }
+        for step in ("simulate", "features"):
+            subprocess.run([nba, step], env=env, check=True, capture_output=True)
+        log(f"training on {n:,} logged decisions")
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            [nba, "train"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        output = process.stdout.read().decode() if process.stdout else ""
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - started
+        if status != 0:
+            raise RuntimeError(f"nba train failed:\n{output}")
+        import mlflow
+
+        client = mlflow.MlflowClient(tracking_uri=env["NBA_MLFLOW_TRACKING_URI"])
+        run = client.search_runs([client.get_experiment_by_name("nba-propensity").experiment_id])[0]
+        metrics = run.data.metrics
+        row = {
+            "decisions": n,
+            "nba_train_wall_s": round(wall, 1),
+            "join_fit_evaluate_s": round(metrics["train_seconds"], 1),
+            "fit_s": round(metrics.get("fit_seconds", float("nan")), 1),
+            "peak_memory_mb": round(usage.ru_maxrss / 1024),
+        }
+        log(f"training on {n:,} decisions: {row}")
+        rows.append(row)
+        shutil.rmtree(folder)
+    return rows
+
+
+@contextmanager
+def service_on(online: str, catalog_path: Path, work: Path) -> Iterator[str]:
+    """The API (2 workers) on the demo world, with the SQLite or the Redis online store."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NBA_")} | {
+        "NBA_CATALOG_PATH": str(catalog_path),
+        "NBA_DECISION_LOG_PATH": str(work / f"decisions_{online}.db"),
+        "NBA_WORKERS": "2",
+        "NBA_LOG_LEVEL": "warning",
+        "NBA_MODEL_POLL_SECONDS": "0",
+        "NBA_CATALOG_RELOAD_SECONDS": "0",
+    }
+    if online == "redis":
+        repo = work / "redis_repo" / "feature_repo"
+        if not repo.exists():
+            copy_repo(ROOT / "feature_repo", repo)
+            customers = len(pd.read_parquet(repo / "data" / "customer_profile.parquet"))
+            materialise(repo, "redis", customers, end=datetime.now(UTC))
+        env |= {
+            "NBA_FEATURE_REPO": str(repo),
+            "NBA_FEATURE_STORE_YAML": str(repo / "feature_store_redis.yaml"),
+        }
+    with running_service(env, ROOT, work / f"service_{online}.log") as url:
+        yield url
+
+
+def _bodies(customers: list[str], reasons: bool) -> list[bytes]:
+    return [
+        json.dumps({"customer_id": c, "touchpoint": TOUCHPOINT.value, "reasons": reasons}).encode()
+        for c in customers
+    ]
+
+
+def _latency_row(
+    name: str, latencies: list[float], sent: int, errors: int, seconds: float
+) -> dict[str, Any]:
+    values = np.asarray(latencies) if latencies else np.asarray([np.nan])
+    return {
+        "run": name,
+        "requests": sent,
+        "errors": errors,
+        "throughput_per_s": round(sent / seconds, 1),
+        "p50_ms": round(float(np.percentile(values, 50)), 2),
+        "p95_ms": round(float(np.percentile(values, 95)), 2),
+        "p99_ms": round(float(np.percentile(values, 99)), 2),
+    }
+
+
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local i = 0
+request = function()
+  i = i + 1
+  local body = string.format('{"customer_id":"C%%07d","touchpoint":"%s","reasons":%s}', i %% %d)
+  return wrk.format(nil, "/v1/decisions", nil, body)
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("WRK %%d %%d %%d %%d %%d %%d %%d\\n", summary.requests, summary.duration,
+    e.connect + e.read + e.write + e.timeout, e.status, latency:percentile(50),
+    latency:percentile(95), latency:percentile(99)))
+end
+"""
+
+
+def wrk_max(
+    url: str, reasons: bool, seconds: int, work: Path, customers: int
+) -> dict[str, Any] | None:
+    """Closed-loop maximum throughput with wrk (8 connections, 1 thread)."""
+    if shutil.which("wrk") is None:
+        log("wrk not installed (Debian package wrk): maximum-throughput runs skipped")
+        return None
+    script = work / "decide.lua"
+    script.write_text(WRK_SCRIPT % (TOUCHPOINT.value, "true" if reasons else "false", customers))
+    out = subprocess.run(
+        ["wrk", "-t1", "-c8", f"-d{seconds}s", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    line = next(line for line in out.splitlines() if line.startswith("WRK "))
+    requests, duration_us, socket_errors, status_errors, p50, p95, p99 = map(int, line.split()[1:])
+    return {
+        "run": "max (wrk, 8 connections)",
+        "requests": requests,
+        "errors": socket_errors + status_errors,
+        "throughput_per_s": round(requests / (duration_us / 1e6), 1),
+        "p50_ms": round(p50 / 1000, 2),
+        "p95_ms": round(p95 / 1000, 2),
+        "p99_ms": round(p99 / 1000, 2),
+    }
+
+
+def section_http(
+    customers: list[str], catalog_path: Path, work: Path, seconds: int, rates: list[int]
+) -> list[dict[str, Any]]:
+    rows = []
+    for online in ("sqlite", "redis"):
+        with service_on(online, catalog_path, work) as url:
+            host, port = url.removeprefix("http://").split(":")
+            for reasons in (True, False):
+                bodies = _bodies(customers, reasons)
+                open_loop(host, int(port), "/v1/decisions", bodies, 100, 3)  # warm-up
+                for rate in rates:
+                    result = open_loop(host, int(port), "/v1/decisions", bodies, rate, seconds)
+                    row = _latency_row(
+                        f"{rate}/s fixed",
+                        result.latencies_ms,
+                        result.sent,
+                        result.errors,
+                        result.duration,
+                    )
+                    rows.append({"online_store": online, "reasons": reasons, **row})
+                    log(f"{online}, reasons {'on' if reasons else 'off'}: {row}")
+                peak = wrk_max(url, reasons, seconds, work, len(customers))
+                if peak:
+                    rows.append({"online_store": online, "reasons": reasons, **peak})
+                    log(f"{online}, reasons {'on' if reasons else 'off'}: {peak}")
+    return rows
+
+
+def section_floor(
+    customers: list[str], catalog_path: Path, work: Path, decisions: int
+) -> dict[str, Any]:
+    settings = ServiceSettings(
+        catalog_path=catalog_path,
+        decision_log_path=work / "floor_log.db",
+        catalog_reload_seconds=0,
+        model_poll_seconds=0,
+    )
+    runtime = build_runtime(settings)
+    try:
+        log(f"in-process floor, {decisions} decisions")
+        floor = measure_floor(runtime, customers, TOUCHPOINT, decisions)
+        naive = measure_naive(runtime, customers, TOUCHPOINT, min(decisions, 500))
+    finally:
+        runtime.close()
+    return {"floor": floor, "naive": naive}
+
+
+def machine() -> dict[str, Any]:
+    cpu = "unknown"
+    with contextlib.suppress(OSError, StopIteration):
+        cpu = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
+    return {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "host": platform.node(),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The results as markdown tables."""
+    meta = results["machine"]
+    lines = [
+        f"Benchmarks of {meta['date']} on {meta['cpu']} ({meta['cores']} cores), "
+        f"Python {meta['python']}; `{results['command']}`",
+        "",
+    ]
+    if "floor" in results:
+        lines += [
+            f"In-process, {CANDIDATES} candidates at {TOUCHPOINT.value} (SQLite online store):",
+            "",
+            "| step | p50 us | p95 us | p99 us |",
+            "|---|---:|---:|---:|",
+        ]
+        for part in ("floor", "naive"):
+            for name, v in results[part].items():
+                lines.append(
+                    f"| {name} | {v['p50_us']:.0f} | {v['p95_us']:.0f} | {v['p99_us']:.0f} |"
+                )
+        lines.append("")
+    if results.get("http"):
+        lines += [
+            f"HTTP `POST /v1/decisions`, {CANDIDATES} candidates, 2 workers, "
+            "load generator on the same machine:",
+            "",
+            "| online store | reasons | run | requests | errors | req/s "
+            "| p50 ms | p95 ms | p99 ms |",
+            "|---|---|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in results["http"]:
+            lines.append(
+                f"| {r['online_store']} | {'on' if r['reasons'] else 'off'} | {r['run']} "
+                f"| {r['requests']} | {r['errors']} | {r['throughput_per_s']} "
+                f"| {r['p50_ms']} | {r['p95_ms']} | {r['p99_ms']} |"
+            )
+        lines.append("")
+    if results.get("materialise"):
+        lines += [
+            "Materialisation (`FeatureStore.materialize`, 3 feature views, 13 weekly snapshots):",
+            "",
+            "| online store | customers | seconds | customers/s | Redis bytes/customer |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for r in results["materialise"]:
+            lines.append(
+                f"| {r['online_store']} | {r['customers']:,} | {r['seconds']} "
+                f"| {r['customers_per_s']:,} | {r.get('redis_bytes_per_customer', '')} |"
+            )
+        lines.append("")
+    if results.get("training"):
+        lines += [
+            "Training (`nba train`: point-in-time join, both model families, evaluation, card):",
+            "",
+            "| decisions | `nba train` wall s | join + fit + evaluate s | fit s | peak memory MB |",
+            "|---:|---:|---:|---:|---:|",
+        ]
+        for r in results["training"]:
+            lines.append(
+                f"| {r['decisions']:,} | {r['nba_train_wall_s']} | {r['join_fit_evaluate_s']} "
+                f"| {r['fit_s']} | {r['peak_memory_mb']} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument(
+        "--sections", default="floor,http,materialise,training", help="comma-separated sections"
+    )
+    parser.add_argument("--decisions", type=int, default=2000, help="floor: decisions timed")
+    parser.add_argument("--seconds", type=int, default=20, help="http: seconds per run")
+    parser.add_argument("--rates", default="100,200", help="http: fixed rates per second")
+    parser.add_argument(
+        "--materialise-sizes", default="100000,1000000", help="materialise: customers"
+    )
+    parser.add_argument("--training-sizes", default="100000,1000000", help="training: decisions")
+    parser.add_argument("--out", default="bench-results", help="folder for JSON and markdown")
+    args = parser.parse_args(argv)
+    warnings.filterwarnings("ignore")
+    sections = set(args.sections.split(","))
+    profile = ServiceSettings().feature_repo / "data" / "customer_profile.parquet"
+    if not profile.exists():
+        raise SystemExit("no demo world: run `make demo` (or `.venv/bin/nba demo`) first")
+    customers = pd.read_parquet(profile, columns=["customer_id"])["customer_id"].tolist()
+    results: dict[str, Any] = {
+        "machine": machine(),
+        "command": "python -m tests.benchmarks "
+        + " ".join(argv if argv is not None else sys.argv[1:]),
+    }
+    with tempfile.TemporaryDirectory(prefix="nba-bench-") as scratch:
+        work = Path(scratch)
+        catalog_path = bench_catalog(work)
+        if "floor" in sections:
+            results |= section_floor(customers, catalog_path, work, args.decisions)
+        if "http" in sections:
+            rates = [int(r) for r in args.rates.split(",")]
+            results["http"] = section_http(customers, catalog_path, work, args.seconds, rates)
+        if "materialise" in sections:
+            sizes = [int(n) for n in args.materialise_sizes.split(",")]
+            results["materialise"] = section_materialise(sizes, work)
+        if "training" in sections:
+            sizes = [int(n) for n in args.training_sizes.split(",")]
+            results["training"] = section_training(sizes, work)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    (out / f"bench-{stamp}.json").write_text(json.dumps(results, indent=2))
+    table = markdown(results)
+    (out / f"bench-{stamp}.md").write_text(table + "\n")
+    print("\n" + table)
+    log(f"written to {out}/bench-{stamp}.json and .md")
