@@ -8,17 +8,18 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
 from service.arbitration import expected_values
-from service.catalog_holder import CatalogVersion
+from service.catalog_holder import CatalogVersion, TouchpointCandidates
 from service.contact_policy import contact_drops
 from service.decision_log import DecisionRecord, LoggedCandidate
 from service.engine import DecisionEngine, _Scored
-from service.features import customer_vector, featurize
+from service.features import FeatureSpec, customer_vector, featurize
 from service.reasons import top_reasons
 from service.rules import Consent, pre_scoring_drop
 from service.runtime import Runtime
@@ -36,6 +37,23 @@ def summarise(samples_ns: list[int]) -> dict[str, float]:
         "p99_us": float(np.percentile(values, 99)),
         "mean_us": float(values.mean()),
     }
+
+
+def candidate_matrix(
+    spec: FeatureSpec,
+    values: dict[str, Any] | None,
+    candidates: TouchpointCandidates,
+    touchpoint: Touchpoint,
+) -> np.ndarray:
+    """The model input of every candidate of the touchpoint, as the engine builds it."""
+    n = len(candidates.ids)
+    return featurize(
+        spec,
+        customer_vector(spec, values),
+        candidates.ids,
+        candidates.types,
+        [touchpoint.value] * n,
+    )
 
 
 @contextmanager
@@ -67,13 +85,7 @@ def measure_floor(
             for action in candidates.actions:
                 pre_scoring_drop(action, values, consent, touchpoint, today)
         with timed(timings, featurise):
-            matrix = featurize(
-                spec,
-                customer_vector(spec, values),
-                candidates.ids,
-                candidates.types,
-                [touchpoint.value] * n,
-            )
+            matrix = candidate_matrix(spec, values, candidates, touchpoint)
         with timed(timings, predict):
             p = model.predict(matrix)
         expected = expected_values(p * candidates.levers, candidates.values, candidates.costs)
@@ -142,13 +154,7 @@ def measure_naive(
         ).to_df()
         read_done = time.perf_counter_ns()
         values = frame.iloc[0].to_dict()
-        matrix = featurize(
-            spec,
-            customer_vector(spec, values),
-            candidates.ids,
-            candidates.types,
-            [touchpoint.value] * n,
-        )
+        matrix = candidate_matrix(spec, values, candidates, touchpoint)
         inputs = pd.DataFrame(matrix, columns=spec.feature_names)
         pyfunc.predict(inputs)
         done = time.perf_counter_ns()

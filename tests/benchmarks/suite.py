@@ -344,6 +344,18 @@ def machine() -> dict[str, Any]:
     }
 
 
+def table(title: str, header: list[str], rows: list[list[object]]) -> list[str]:
+    """A titled markdown table (first column left-aligned, the others right-aligned)."""
+    return [
+        title,
+        "",
+        "| " + " | ".join(header) + " |",
+        "|---|" + "---:|" * (len(header) - 1),
+        *("| " + " | ".join(str(cell) for cell in row) + " |" for row in rows),
+        "",
+    ]
+
+
 def markdown(results: dict[str, Any]) -> str:
     """The results as markdown tables."""
     meta = results["machine"]
@@ -353,60 +365,82 @@ def markdown(results: dict[str, Any]) -> str:
         "",
     ]
     if "floor" in results:
-        lines += [
+        lines += table(
             f"In-process, {CANDIDATES} candidates at {TOUCHPOINT.value} (SQLite online store):",
-            "",
-            "| step | p50 us | p95 us | p99 us |",
-            "|---|---:|---:|---:|",
-        ]
-        for part in ("floor", "naive"):
-            for name, v in results[part].items():
-                lines.append(
-                    f"| {name} | {v['p50_us']:.0f} | {v['p95_us']:.0f} | {v['p99_us']:.0f} |"
-                )
-        lines.append("")
+            ["step", "p50 us", "p95 us", "p99 us"],
+            [
+                [name, f"{v['p50_us']:.0f}", f"{v['p95_us']:.0f}", f"{v['p99_us']:.0f}"]
+                for part in ("floor", "naive")
+                for name, v in results[part].items()
+            ],
+        )
     if results.get("http"):
-        lines += [
-            f"HTTP `POST /v1/decisions`, {CANDIDATES} candidates, 2 workers, "
-            "load generator on the same machine:",
-            "",
-            "| online store | reasons | run | requests | errors | req/s "
-            "| p50 ms | p95 ms | p99 ms |",
-            "|---|---|---|---:|---:|---:|---:|---:|---:|",
-        ]
-        for r in results["http"]:
-            lines.append(
-                f"| {r['online_store']} | {'on' if r['reasons'] else 'off'} | {r['run']} "
-                f"| {r['requests']} | {r['errors']} | {r['throughput_per_s']} "
-                f"| {r['p50_ms']} | {r['p95_ms']} | {r['p99_ms']} |"
-            )
-        lines.append("")
+        lines += table(
+            f"HTTP `POST /v1/decisions`, {CANDIDATES} candidates, 2 workers, SQLite decision "
+            "log, load generator on the same machine:",
+            [
+                "online store",
+                "reasons",
+                "run",
+                "requests",
+                "errors",
+                "req/s",
+                "p50 ms",
+                "p95 ms",
+                "p99 ms",
+            ],
+            [
+                [
+                    r["online_store"],
+                    "on" if r["reasons"] else "off",
+                    r["run"],
+                    r["requests"],
+                    r["errors"],
+                    r["throughput_per_s"],
+                    r["p50_ms"],
+                    r["p95_ms"],
+                    r["p99_ms"],
+                ]
+                for r in results["http"]
+            ],
+        )
     if results.get("materialise"):
-        lines += [
+        lines += table(
             "Materialisation (`FeatureStore.materialize`, 3 feature views, 13 weekly snapshots):",
-            "",
-            "| online store | customers | seconds | customers/s | Redis bytes/customer |",
-            "|---|---:|---:|---:|---:|",
-        ]
-        for r in results["materialise"]:
-            lines.append(
-                f"| {r['online_store']} | {r['customers']:,} | {r['seconds']} "
-                f"| {r['customers_per_s']:,} | {r.get('redis_bytes_per_customer', '')} |"
-            )
-        lines.append("")
+            ["online store", "customers", "seconds", "customers/s", "Redis bytes/customer"],
+            [
+                [
+                    r["online_store"],
+                    f"{r['customers']:,}",
+                    r["seconds"],
+                    f"{r['customers_per_s']:,}",
+                    r.get("redis_bytes_per_customer", ""),
+                ]
+                for r in results["materialise"]
+            ],
+        )
     if results.get("training"):
-        lines += [
-            "Training (`nba train`: point-in-time join, both model families, evaluation, card):",
-            "",
-            "| decisions | `nba train` wall s | join + fit + evaluate s | fit s | peak memory MB |",
-            "|---:|---:|---:|---:|---:|",
-        ]
-        for r in results["training"]:
-            lines.append(
-                f"| {r['decisions']:,} | {r['nba_train_wall_s']} | {r['join_fit_evaluate_s']} "
-                f"| {r['fit_s']} | {r['peak_memory_mb']} |"
-            )
-        lines.append("")
+        lines += table(
+            "Training (`nba train`: point-in-time join, both model families, evaluation, card; "
+            "20,000 customers):",
+            [
+                "decisions",
+                "`nba train` wall s",
+                "join + fit + evaluate s",
+                "fit s",
+                "peak memory MB",
+            ],
+            [
+                [
+                    f"{r['decisions']:,}",
+                    r["nba_train_wall_s"],
+                    r["join_fit_evaluate_s"],
+                    r["fit_s"],
+                    r["peak_memory_mb"],
+                ]
+                for r in results["training"]
+            ],
+        )
     return "\n".join(lines)
 
 
