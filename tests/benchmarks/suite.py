@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import mlflow
 import numpy as np
 import pandas as pd
 import redis
@@ -138,6 +139,13 @@ def section_materialise(sizes: list[int], work: Path) -> list[dict[str, Any]]:
     return rows
 
 
+PEAK_MEMORY_WRAPPER = (
+    "import resource, subprocess, sys; "
+    "code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode; "
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(code)"
+)
+
+
 def section_training(sizes: list[int], work: Path) -> list[dict[str, Any]]:
     """`nba features` then `nba train` on a world of 20,000 customers and `n` decisions."""
     rows = []
@@ -160,16 +168,19 @@ def section_training(sizes: list[int], work: Path) -> list[dict[str, Any]]:
             subprocess.run([nba, step], env=env, check=True, capture_output=True)
         log(f"training on {n:,} logged decisions")
         started = time.perf_counter()
-        process = subprocess.Popen(
-            [nba, "train"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        # A small wrapper forks the training process: a child forked from this (large)
+        # process would inherit its peak resident memory in ru_maxrss.
+        done = subprocess.run(
+            [sys.executable, "-c", PEAK_MEMORY_WRAPPER, nba, "train"],
+            env=env,
+            capture_output=True,
+            text=True,
         )
-        output = process.stdout.read().decode() if process.stdout else ""
-        _, status, usage = os.wait4(process.pid, 0)
         wall = time.perf_counter() - started
+        output, status = done.stdout + done.stderr, done.returncode
+        peak_kb = int(done.stdout.strip().splitlines()[-1]) if status == 0 else 0
         if status != 0:
             raise RuntimeError(f"nba train failed:\n{output}")
-        import mlflow
-
         client = mlflow.MlflowClient(tracking_uri=env["NBA_MLFLOW_TRACKING_URI"])
         run = client.search_runs([client.get_experiment_by_name("nba-propensity").experiment_id])[0]
         metrics = run.data.metrics
@@ -178,7 +189,7 @@ def section_training(sizes: list[int], work: Path) -> list[dict[str, Any]]:
             "nba_train_wall_s": round(wall, 1),
             "join_fit_evaluate_s": round(metrics["train_seconds"], 1),
             "fit_s": round(metrics.get("fit_seconds", float("nan")), 1),
-            "peak_memory_mb": round(usage.ru_maxrss / 1024),
+            "peak_memory_mb": round(peak_kb / 1024),
         }
         log(f"training on {n:,} decisions: {row}")
         rows.append(row)
