@@ -196,6 +196,9 @@ class ServedModels:
         changed = False
         for role in self.routing.roles:
             version = registry.resolve(role.value)
+            champion = models[ModelRole.CHAMPION]
+            if role is ModelRole.CHALLENGER and champion and version == champion.version:
+                version = None  # promoted: the champion serves that version
             refused = self._refused.get(role)
             if refused and refused[0] != version:
                 del self._refused[role]  # the alias moved on
@@ -211,8 +214,6 @@ class ServedModels:
         champion = models[ModelRole.CHAMPION]
         challenger = models[ModelRole.CHALLENGER]
         assert champion is not None
-        if challenger is not None and challenger.version == champion.version:
-            challenger = None
         if not changed:
             return None
         return ModelSet(champion, challenger)

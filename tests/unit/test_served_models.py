@@ -184,6 +184,7 @@ def test_challenger_follows_its_alias_and_is_dropped_when_promoted(model) -> Non
     assert served.current.champion.alias == "champion"
     assert served.current.challenger is None
     assert registry.fetches["2"] == 1  # the loaded challenger was reused, not fetched again
+    assert served.refresh() is False  # and the next poll finds nothing to change
 
 
 def test_decisions_never_fail_while_models_swap(catalog: Catalog, model, tmp_path: Path) -> None:
