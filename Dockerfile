@@ -6,6 +6,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1
 
 WORKDIR /app
+# LightGBM's library links OpenMP (libgomp), which the slim image lacks.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libgomp1 \
+    && rm -rf /var/lib/apt/lists/*
 RUN pip install "uv==0.13.8"
 COPY requirements-runtime.lock ./
 RUN uv pip install --system --no-deps -r requirements-runtime.lock

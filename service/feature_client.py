@@ -34,8 +34,9 @@ def feature_service_columns(store: FeatureStore, service_name: str) -> list[str]
 class OnlineFeatures:
     """Reads everything the engine needs about one customer in one `get_online_features` call.
 
-    `service_names` are Feast feature services (the model's features and the consent flags);
-    their features are read together, by reference, in a single call.
+    `service_names` are Feast feature services (the model's features, then the consent flags);
+    their features are read together, by reference, in a single call. A customer is unknown
+    when the first service has none of its features for them.
     """
 
     def __init__(
@@ -52,7 +53,8 @@ class OnlineFeatures:
         self.columns: list[str] = []
         self.descriptions: dict[str, str] = {}
         self.views: dict[str, str] = {}  # feature name -> feature view name
-        for service in services:
+        self._known_by: list[str] = []  # the first service's features: a customer has some
+        for position, service in enumerate(services):
             for projection in service.feature_view_projections:
                 for field in projection.features:
                     if field.name in self.descriptions:
@@ -62,6 +64,8 @@ class OnlineFeatures:
                     self.columns.append(field.name)
                     self.descriptions[field.name] = field.description
                     self.views[field.name] = projection.name
+                    if position == 0:
+                        self._known_by.append(field.name)
 
     def read(self, customer_id: str) -> dict[str, Any] | None:
         """The customer's feature values, or None when the store knows no such customer."""
@@ -74,8 +78,8 @@ class OnlineFeatures:
             raise FeatureStoreError(f"online feature read failed: {exc}") from exc
         FEATURE_READ_SECONDS.observe(time.perf_counter() - started)
         values = {name: response[name][0] for name in self.columns}
-        if all(value is None for value in values.values()):
-            return None
+        if all(values[name] is None for name in self._known_by):
+            return None  # consent written for an unknown ID does not make the customer known
         return values
 
     def write(self, view: str, customer_id: str, values: Mapping[str, Any], at: datetime) -> None:

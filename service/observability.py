@@ -16,9 +16,11 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.error_handlers import internal_error
 from service.metrics import REQUEST_SECONDS
 
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 access_log = logging.getLogger("nba.access")
 
@@ -37,11 +39,13 @@ class RequestContextMiddleware:
         request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
         token = REQUEST_ID.set(request_id)
         status = 500
-        started = time.perf_counter()
+        started = False
+        began = time.perf_counter()
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started
             if message["type"] == "http.response.start":
+                started = True
                 status = message["status"]
                 message.setdefault("headers", [])
                 message["headers"] = [
@@ -52,11 +56,18 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:
+            # Answered here, not by Starlette's outermost handler, so that the log line and
+            # the response keep the request ID.
+            access_log.exception("unhandled error")
+            if not started:
+                await internal_error()(scope, receive, send_with_id)
         finally:
-            elapsed = time.perf_counter() - started
+            elapsed = time.perf_counter() - began
             route = scope.get("route")
             template = getattr(route, "path", "unmatched")
-            REQUEST_SECONDS.labels(template, scope["method"], str(status)).observe(elapsed)
+            method = scope["method"] if scope["method"] in KNOWN_METHODS else "other"
+            REQUEST_SECONDS.labels(template, method, str(status)).observe(elapsed)
             access_log.info(
                 "%s %s %d",
                 scope["method"],
@@ -64,7 +75,7 @@ class RequestContextMiddleware:
                 status,
                 extra={
                     "route": template,
-                    "method": scope["method"],
+                    "method": method,
                     "status": status,
                     "duration_ms": round(elapsed * 1000, 3),
                     "caller": scope.get("state", {}).get("caller", "-"),

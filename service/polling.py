@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
+
+log = logging.getLogger(__name__)
 
 
 class Poller:
@@ -22,7 +25,10 @@ class Poller:
 
         def loop() -> None:
             while not self._stop.wait(interval):
-                self._check()
+                try:
+                    self._check()
+                except Exception:  # one failed check must not end the polling
+                    log.exception("%s: check failed, polling goes on", self._name)
 
         self._thread = threading.Thread(target=loop, name=self._name, daemon=True)
         self._thread.start()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import random
 from dataclasses import dataclass
@@ -51,7 +52,8 @@ def configure_mlflow_client(settings: ServiceSettings) -> None:
     out of the logs (MLflow reads these from the environment): an unreachable registry must
     not hold up start-up or a reload."""
     os.environ.setdefault(
-        "MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(settings.registry_timeout_seconds))
+        "MLFLOW_HTTP_REQUEST_TIMEOUT",
+        str(max(1, math.ceil(settings.registry_timeout_seconds))),  # whole seconds
     )
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")

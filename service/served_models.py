@@ -227,13 +227,18 @@ class ServedModels:
     ) -> LoadedModel:
         already = next((m for m in models.values() if m and m.version == version), None)
         if already is not None:
-            return dataclasses.replace(already, alias=role.value)
-        try:
-            model = registry.fetch(version, role.value)
-            check_model(model, self._features)
-        except ModelLoadError as exc:
-            self._refused[role] = (version, exc.message)
-            raise
+            model = dataclasses.replace(already, alias=role.value)
+        else:
+            try:
+                model = registry.fetch(version, role.value)
+                check_model(model, self._features)
+            except ModelLoadError as exc:
+                self._refused[role] = (version, exc.message)
+                raise
+            except Exception as exc:  # malformed metadata raises KeyError, TypeError...
+                message = f"{registry.name} version {version} cannot be used: {exc!r}"
+                self._refused[role] = (version, message)
+                raise ModelLoadError(message) from exc
         registry.remember(model)
         return model
 
@@ -260,18 +265,20 @@ def start_models(
 ) -> ServedModels:
     """Load the champion (and the challenger when routing uses one) and check them.
 
-    When the registry cannot be asked, start from the last good local copy of the champion.
+    When the registry cannot be asked, or its champion fails the checks, start from the last
+    good local copy of the champion.
     """
     try:
         champion = registry.load(ModelRole.CHAMPION.value)
+        check_model(champion, served_features)
         source = "registry"
-    except RegistryUnavailableError as exc:
+    except ModelLoadError as exc:  # unreachable registry, or a version that fails its checks
         fallback = registry.last_good(ModelRole.CHAMPION.value)
         if fallback is None:
             raise ModelLoadError(f"{exc.message}; and no local copy of a last good model") from exc
         log.warning("%s; starting from the local copy of version %s", exc.message, fallback.version)
-        champion, source = fallback, f"local copy (registry unavailable: {exc.message})"
-    check_model(champion, served_features)
+        check_model(fallback, served_features)
+        champion, source = fallback, f"local copy (registry: {exc.message})"
     registry.remember(champion)
     models = ServedModels(ModelSet(champion), routing, registry, served_features, source)
     if source == "registry" and routing.mode is not ChallengerMode.OFF:

@@ -44,6 +44,7 @@ class StandInRegistry:
     """Aliases and versions in memory; counts fetches; can be made unreachable."""
 
     def __init__(self, versions: dict[str, LoadedModel], aliases: dict[str, str]) -> None:
+        self.name = "test"
         self.versions = versions
         self.aliases = aliases
         self.fetches: Counter[str] = Counter()
@@ -218,3 +219,37 @@ def test_decisions_never_fail_while_models_swap(catalog: Catalog, model, tmp_pat
         worker.join()
     assert errors == []
     assert set(seen) == {"1", "2"}
+
+
+def test_promotion_of_the_loaded_challenger_updates_the_last_good_copy(model) -> None:
+    registry = StandInRegistry(
+        {"1": model, "2": version_of(model, "2")}, {"champion": "1", "challenger": "2"}
+    )
+    served = start_models(registry, Routing(ChallengerMode.SHADOW), SERVED)  # type: ignore[arg-type]
+    registry.aliases["champion"] = "2"
+    assert served.refresh() is True
+    assert registry.remembered["champion"] == "2"
+
+
+def test_a_champion_failing_its_checks_at_start_falls_back_to_the_last_good_copy(model) -> None:
+    registry = StandInRegistry(
+        {"1": model, "2": needs_unserved_feature(model, "2")}, {"champion": "2"}
+    )
+    registry.remember(model)
+    served = start_models(registry, Routing(), SERVED)  # type: ignore[arg-type]
+    assert served.current.champion.version == "1"
+    assert "shoe_size" in served.status.source
+
+
+def test_unexpected_errors_while_loading_are_refusals_not_crashes(model) -> None:
+    registry = StandInRegistry({"1": model}, {"champion": "1"})
+    served = start_models(registry, Routing(), SERVED)  # type: ignore[arg-type]
+
+    def malformed(version: str, alias: str) -> LoadedModel:
+        raise KeyError("feature_spec")
+
+    registry.fetch = malformed  # type: ignore[method-assign]
+    registry.aliases["champion"] = "7"
+    assert served.refresh() is False
+    assert served.current.champion.version == "1"
+    assert "version 7 cannot be used" in (served.status.last_error or "")
