@@ -85,3 +85,17 @@ class ServiceSettings(BaseSettings):
         description="YAML file of API key hashes and scopes (`nba issue-key` writes it); "
         "unset: no authentication, for the local demo only",
     )
+    max_body_bytes: int = Field(
+        16_384, ge=256, description="Largest request body accepted; larger ones get 413"
+    )
+    rate_limit_per_second: float = Field(
+        0.0,
+        ge=0,
+        description="Requests per second each API key may send to each worker (0: no limit)",
+    )
+    rate_limit_burst: int = Field(
+        100, ge=1, description="Requests an API key may send at once above its rate"
+    )
+    fault_retry_after_seconds: int = Field(
+        5, ge=1, description="Retry-After of a 503 answer (feature store or decision log down)"
+    )
