@@ -1,4 +1,11 @@
-"""`python -m service`: serve the API with the settings from the environment."""
+"""`python -m service`: serve the API with the settings from the environment.
+
+A worker process answers uvicorn's health pings only once it has re-imported this module
+(multiprocessing's spawn) and configured logging, which imports the app's modules (Feast,
+MLflow, LightGBM): tens of seconds on a busy machine without bytecode caches (the image
+sets PYTHONDONTWRITEBYTECODE). With uvicorn's default of 5 s the workers were killed and
+respawned forever, so the app is imported lazily and workers get `WORKER_START_SECONDS`.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +16,9 @@ import warnings
 
 import uvicorn
 
-from service.app import create_app
-from service.observability import logging_config
 from service.settings import ServiceSettings
+
+WORKER_START_SECONDS = 120  # uvicorn's health-ping timeout for a worker (default 5)
 
 
 def prepare_metrics_dir(workers: int) -> None:
@@ -26,6 +33,9 @@ def prepare_metrics_dir(workers: int) -> None:
 
 def main() -> None:
     """Start uvicorn on the configured host and port, with `NBA_WORKERS` processes."""
+    from service.app import create_app  # heavy: imported here, not by every worker's spawn
+    from service.observability import logging_config
+
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     settings = ServiceSettings()
     prepare_metrics_dir(settings.workers)
@@ -42,6 +52,7 @@ def main() -> None:
             "service.app:app_from_environment",
             factory=True,
             workers=settings.workers,
+            timeout_worker_healthcheck=WORKER_START_SECONDS,
             **common,  # type: ignore[arg-type]
         )
 

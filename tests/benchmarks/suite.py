@@ -1,9 +1,12 @@
 """The benchmark suite (`make bench`): run on purpose, never as a test.
 
 Sections: the in-process floor and the naive stack; HTTP latency at fixed rates and at the
-maximum, on the SQLite and the Redis online store, reasons on and off; materialisation
-throughput; training time and peak memory. Prints every figure and writes JSON and a
-markdown table (with date and machine) to `bench-results/`.
+maximum, on the SQLite and the Redis online store, reasons on and off; decision-log write
+throughput on SQLite and PostgreSQL; materialisation throughput; training time and peak
+memory; and, only when asked for (`--sections soak`), a
+soak: decisions and feedback at a fixed rate for 10 minutes with the workers' memory
+sampled. Prints every figure and writes JSON and a markdown table (with date and machine)
+to `bench-results/`.
 """
 
 from __future__ import annotations
@@ -17,8 +20,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import warnings
+from collections import Counter, deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -35,8 +40,9 @@ from service.catalog import load_catalog
 from service.runtime import build_runtime
 from service.settings import DEFAULT_CATALOG, ServiceSettings
 from service.vocabulary import Touchpoint
+from tests.benchmarks.decision_log_bench import section_decision_log
 from tests.benchmarks.floor import measure_floor, measure_naive
-from tests.benchmarks.loadgen import open_loop
+from tests.benchmarks.loadgen import Request, Sample, open_loop, open_loop_mixed
 from training.feature_store import apply_repo, materialize
 from training.serving import running_service
 from training.simulator import SimulationConfig, simulate, write_world
@@ -198,11 +204,15 @@ def section_training(sizes: list[int], work: Path) -> list[dict[str, Any]]:
 
 
 @contextmanager
-def service_on(online: str, catalog_path: Path, work: Path) -> Iterator[str]:
-    """The API (2 workers) on the demo world, with the SQLite or the Redis online store."""
+def service_on(
+    online: str, catalog_path: Path, work: Path, tag: str | None = None
+) -> Iterator[str]:
+    """The API (2 workers) on the demo world, with the SQLite or the Redis online store;
+    its SQLite decision log and its output are named after `tag` (default: `online`)."""
+    tag = tag or online
     env = {k: v for k, v in os.environ.items() if not k.startswith("NBA_")} | {
         "NBA_CATALOG_PATH": str(catalog_path),
-        "NBA_DECISION_LOG_PATH": str(work / f"decisions_{online}.db"),
+        "NBA_DECISION_LOG_PATH": str(work / f"decisions_{tag}.db"),
         "NBA_WORKERS": "2",
         "NBA_LOG_LEVEL": "warning",
         "NBA_MODEL_POLL_SECONDS": "0",
@@ -218,7 +228,7 @@ def service_on(online: str, catalog_path: Path, work: Path) -> Iterator[str]:
             "NBA_FEATURE_REPO": str(repo),
             "NBA_FEATURE_STORE_YAML": str(repo / "feature_store_redis.yaml"),
         }
-    with running_service(env, ROOT, work / f"service_{online}.log") as url:
+    with running_service(env, ROOT, work / f"service_{tag}.log") as url:
         yield url
 
 
@@ -318,6 +328,221 @@ def section_http(
     return rows
 
 
+SOAK_WORKERS = 2  # service_on starts two
+OUTCOMES = ("impression", "click", "accept", "reject", "dismiss")
+
+
+class SoakTraffic:
+    """What the soak sends: decisions for the demo customers in turn and, after every
+    `feedback_every` decisions, a feedback event on a recently answered decision (each
+    decision gets at most one event, so every event is new, not a duplicate)."""
+
+    def __init__(self, customers: list[str], feedback_every: int) -> None:
+        self.customers = customers
+        self.cycle = feedback_every + 1
+        self.answered: deque[tuple[str, str]] = deque(maxlen=1000)
+        self.decisions_sent = 0
+        self.feedback_sent = 0
+        self.no_action = 0
+
+    def next_request(self, i: int) -> Request:
+        """Request `i` of the run, made when it is due."""
+        if i % self.cycle == self.cycle - 1 and self.answered:
+            decision_id, action_id = self.answered.popleft()
+            outcome = OUTCOMES[self.feedback_sent % len(OUTCOMES)]
+            self.feedback_sent += 1
+            event = {"decision_id": decision_id, "action_id": action_id, "outcome": outcome}
+            return "feedback", "/v1/feedback", json.dumps(event).encode()
+        customer = self.customers[self.decisions_sent % len(self.customers)]
+        self.decisions_sent += 1
+        body = {"customer_id": customer, "touchpoint": TOUCHPOINT.value}
+        return "decision", "/v1/decisions", json.dumps(body).encode()
+
+    def on_answer(self, kind: str, status: int, body: bytes) -> None:
+        """Keep answered decisions for feedback (only the fields needed are read)."""
+        if kind == "decision" and status == 200:
+            answer = json.loads(body)
+            action = answer["action"]["action_id"]
+            self.answered.append((answer["decision_id"], action))
+            self.no_action += action == "no_action"
+
+
+def _children(pid: int) -> list[int]:
+    """PIDs whose parent is `pid`, from /proc."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                children.append(int(stat.parent.name))
+    return children
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def api_workers() -> list[int]:
+    """The uvicorn workers of the API this process started (`python -m service`'s children
+    spawned by multiprocessing; not its resource tracker)."""
+    return sorted(
+        worker
+        for master in _children(os.getpid())
+        if "-m service" in _cmdline(master)
+        for worker in _children(master)
+        if "spawn_main" in _cmdline(worker)
+    )
+
+
+def rss_mb(pid: int) -> float | None:
+    """Resident memory of a process in MB (VmRSS), None when it is gone."""
+    with contextlib.suppress(OSError, StopIteration):
+        line = next(
+            line
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+            if line.startswith("VmRSS:")
+        )
+        return int(line.split()[1]) / 1024
+    return None
+
+
+class RssSampler(threading.Thread):
+    """Samples every API worker's resident memory every `interval` seconds, and once more
+    when stopped; time is seconds since the sampler started."""
+
+    def __init__(self, interval: float) -> None:
+        super().__init__(daemon=True)
+        self.interval = interval
+        self.samples: list[tuple[float, dict[int, float]]] = []
+        self.halt = threading.Event()
+        self.began = time.monotonic()
+
+    def sample(self) -> None:
+        rss = {pid: round(mb, 1) for pid in api_workers() if (mb := rss_mb(pid)) is not None}
+        at = round(time.monotonic() - self.began, 1)
+        self.samples.append((at, rss))
+        if len(self.samples) % 6 == 1:
+            log(f"soak at {at:.0f} s: worker RSS MB {rss}")
+
+    def run(self) -> None:
+        self.sample()
+        while not self.halt.wait(self.interval):
+            self.sample()
+
+    def finish(self) -> None:
+        self.halt.set()
+        self.join()
+        self.sample()
+
+
+def _percentiles(latencies: list[float]) -> dict[str, float]:
+    values = np.asarray(latencies) if latencies else np.asarray([np.nan])
+    return {f"p{q}_ms": round(float(np.percentile(values, q)), 2) for q in (50, 95, 99)}
+
+
+def _counts(samples: list[Sample]) -> dict[str, int]:
+    return {
+        "requests": len(samples),
+        "non_2xx": sum(1 for s in samples if s.status and not 200 <= s.status < 300),
+        "errors": sum(1 for s in samples if s.status == 0),
+    }
+
+
+def soak_summary(
+    samples: list[Sample],
+    rss: list[tuple[float, dict[int, float]]],
+    traffic: SoakTraffic,
+    settings: dict[str, Any],
+) -> dict[str, Any]:
+    """Totals, latency per kind and per minute, and each worker's memory over the run."""
+    minutes = []
+    for minute in range(int(np.ceil(settings["seconds"] / 60))):
+        chunk = [s for s in samples if minute * 60 <= s.due_s < (minute + 1) * 60]
+        answered = [s.latency_ms for s in chunk if s.status]
+        minutes.append({"minute": minute + 1, **_counts(chunk), **_percentiles(answered)})
+    by_kind = {
+        kind: {**_counts(part), **_percentiles([s.latency_ms for s in part if s.status])}
+        for kind in ("decision", "feedback")
+        if (part := [s for s in samples if s.kind == kind])
+    }
+    workers = []
+    for pid in sorted({pid for _, sample in rss for pid in sample}):
+        points = [(at, sample[pid]) for at, sample in rss if pid in sample]
+        times = np.asarray([at for at, _ in points])
+        mbs = np.asarray([mb for _, mb in points])
+        slope = float(np.polyfit(times, mbs, 1)[0]) * 60 if len(points) > 2 else float("nan")
+        workers.append(
+            {
+                "pid": pid,
+                "samples": len(points),
+                "start_mb": float(mbs[0]),
+                "end_mb": float(mbs[-1]),
+                "max_mb": float(mbs.max()),
+                "growth_mb_per_min": round(slope, 2),
+            }
+        )
+    totals = _counts(samples)
+    decided = sum(1 for s in samples if s.kind == "decision" and s.status == 200)
+    summary = {
+        **settings,
+        **totals,
+        "statuses": dict(Counter(str(s.status) for s in samples)),
+        "no_action_share": round(traffic.no_action / decided, 3) if decided else None,
+        "by_kind": by_kind,
+        "minutes": minutes,
+        "workers": workers,
+        "rss_samples": [
+            {"at_s": at, "rss_mb": {str(p): mb for p, mb in s.items()}} for at, s in rss
+        ],
+    }
+    summary["passed"] = (
+        totals["non_2xx"] == 0 and totals["errors"] == 0 and len(workers) == SOAK_WORKERS
+    )
+    return summary
+
+
+def section_soak(
+    customers: list[str],
+    catalog_path: Path,
+    work: Path,
+    seconds: int,
+    rate: float,
+    feedback_every: int,
+) -> dict[str, Any]:
+    """The API as the http section starts it (2 workers, Redis online store, SQLite decision
+    log) under `rate` requests/s of decisions and feedback for `seconds`, open loop."""
+    settings = {
+        "seconds": seconds,
+        "rate": rate,
+        "feedback_every": feedback_every,
+        "online_store": "redis",
+        "decision_log": "sqlite",
+        "worker_processes": SOAK_WORKERS,
+        "rss_interval_s": 10,
+    }
+    with service_on("redis", catalog_path, work, tag="soak") as url:
+        host, port = url.removeprefix("http://").split(":")
+        open_loop(host, int(port), "/v1/decisions", _bodies(customers, True), 100, 3)  # warm-up
+        traffic = SoakTraffic(customers, feedback_every)
+        log(f"soak: {seconds} s at {rate}/s, one feedback per {feedback_every} decisions")
+        sampler = RssSampler(interval=10)
+        sampler.start()
+        try:
+            samples = open_loop_mixed(
+                host, int(port), traffic.next_request, rate, seconds, on_answer=traffic.on_answer
+            )
+        finally:
+            sampler.finish()
+    summary = soak_summary(samples, sampler.samples, traffic, settings)
+    log(
+        f"soak: {summary['requests']} requests, {summary['non_2xx']} non-2xx, "
+        f"{summary['errors']} errors, workers {summary['workers']}"
+    )
+    return summary
+
+
 def section_floor(
     customers: list[str], catalog_path: Path, work: Path, decisions: int
 ) -> dict[str, Any]:
@@ -364,6 +589,74 @@ def table(title: str, header: list[str], rows: list[list[object]]) -> list[str]:
         "|---|" + "---:|" * (len(header) - 1),
         *("| " + " | ".join(str(cell) for cell in row) + " |" for row in rows),
         "",
+    ]
+
+
+KIND_LABELS = {"decision": "decisions", "feedback": "feedback events"}
+
+
+def soak_markdown(soak: dict[str, Any]) -> list[str]:
+    """The soak's verdict line, latency per minute and memory per worker."""
+    kinds = ", ".join(f"{v['requests']} {KIND_LABELS[k]}" for k, v in soak["by_kind"].items())
+    verdict = "passed" if soak["passed"] else "FAILED"
+    share = soak["no_action_share"]
+    no_action = f"{share:.0%} of decisions answered no_action" if share is not None else ""
+    return [
+        f"Soak ({verdict}): {soak['seconds']} s at {soak['rate']} requests/s "
+        f"({kinds}; one feedback per {soak['feedback_every']} decisions), "
+        f"{soak['online_store']} online store, {soak['decision_log']} decision log, "
+        f"{soak['worker_processes']} workers, load generator on the same machine: "
+        f"{soak['requests']} requests, {soak['non_2xx']} non-2xx, {soak['errors']} errors; "
+        f"{no_action}.",
+        "",
+        *table(
+            "Latency by request (from the scheduled send time):",
+            ["request", "requests", "non-2xx", "errors", "p50 ms", "p95 ms", "p99 ms"],
+            [
+                [
+                    KIND_LABELS[kind],
+                    v["requests"],
+                    v["non_2xx"],
+                    v["errors"],
+                    v["p50_ms"],
+                    v["p95_ms"],
+                    v["p99_ms"],
+                ]
+                for kind, v in soak["by_kind"].items()
+            ],
+        ),
+        *table(
+            "Latency per minute, both kinds:",
+            ["minute", "requests", "non-2xx", "errors", "p50 ms", "p95 ms", "p99 ms"],
+            [
+                [
+                    m["minute"],
+                    m["requests"],
+                    m["non_2xx"],
+                    m["errors"],
+                    m["p50_ms"],
+                    m["p95_ms"],
+                    m["p99_ms"],
+                ]
+                for m in soak["minutes"]
+            ],
+        ),
+        *table(
+            f"Worker resident memory (VmRSS every {soak['rss_interval_s']} s; growth is the "
+            "least-squares slope):",
+            ["worker pid", "samples", "start MB", "end MB", "max MB", "growth MB/min"],
+            [
+                [
+                    w["pid"],
+                    w["samples"],
+                    w["start_mb"],
+                    w["end_mb"],
+                    w["max_mb"],
+                    w["growth_mb_per_min"],
+                ]
+                for w in soak["workers"]
+            ],
+        ),
     ]
 
 
@@ -415,6 +708,38 @@ def markdown(results: dict[str, Any]) -> str:
                 for r in results["http"]
             ],
         )
+    if results.get("soak"):
+        lines += soak_markdown(results["soak"])
+    if results.get("decision_log"):
+        lines += table(
+            "Decision-log writes (customer session + history read + append of 25 candidates; "
+            "feedback committed one by one):",
+            [
+                "backend",
+                "threads",
+                "decisions",
+                "decisions/s",
+                "p50 ms",
+                "p99 ms",
+                "feedback/s",
+                "feedback p99 ms",
+                "bytes/decision",
+            ],
+            [
+                [
+                    r["backend"],
+                    r["threads"],
+                    f"{r['decisions']:,}",
+                    f"{r['decisions_per_s']:,}",
+                    r["decision_p50_ms"],
+                    r["decision_p99_ms"],
+                    f"{r['feedback_per_s']:,}",
+                    r["feedback_p99_ms"],
+                    r["bytes_per_decision"],
+                ]
+                for r in results["decision_log"]
+            ],
+        )
     if results.get("materialise"):
         lines += table(
             "Materialisation (`FeatureStore.materialize`, 3 feature views, 13 weekly snapshots):",
@@ -458,7 +783,9 @@ def markdown(results: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
-        "--sections", default="floor,http,materialise,training", help="comma-separated sections"
+        "--sections",
+        default="floor,http,decision_log,materialise,training",
+        help="comma-separated sections",
     )
     parser.add_argument("--decisions", type=int, default=2000, help="floor: decisions timed")
     parser.add_argument("--seconds", type=int, default=20, help="http: seconds per run")
@@ -467,6 +794,15 @@ def main(argv: list[str] | None = None) -> None:
         "--materialise-sizes", default="100000,1000000", help="materialise: customers"
     )
     parser.add_argument("--training-sizes", default="100000,1000000", help="training: decisions")
+    parser.add_argument(
+        "--log-decisions", type=int, default=20000, help="decision_log: decisions written"
+    )
+    parser.add_argument("--log-threads", type=int, default=4, help="decision_log: threads")
+    parser.add_argument("--soak-seconds", type=int, default=600, help="soak: duration")
+    parser.add_argument("--soak-rate", type=float, default=200, help="soak: requests per second")
+    parser.add_argument(
+        "--soak-feedback-every", type=int, default=5, help="soak: decisions per feedback event"
+    )
     parser.add_argument("--out", default="bench-results", help="folder for JSON and markdown")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
@@ -488,6 +824,19 @@ def main(argv: list[str] | None = None) -> None:
         if "http" in sections:
             rates = [int(r) for r in args.rates.split(",")]
             results["http"] = section_http(customers, catalog_path, work, args.seconds, rates)
+        if "soak" in sections:
+            results["soak"] = section_soak(
+                customers,
+                catalog_path,
+                work,
+                args.soak_seconds,
+                args.soak_rate,
+                args.soak_feedback_every,
+            )
+        if "decision_log" in sections:
+            results["decision_log"] = section_decision_log(
+                args.log_decisions, args.log_threads, work, log
+            )
         if "materialise" in sections:
             sizes = [int(n) for n in args.materialise_sizes.split(",")]
             results["materialise"] = section_materialise(sizes, work)
@@ -502,3 +851,5 @@ def main(argv: list[str] | None = None) -> None:
     (out / f"bench-{stamp}.md").write_text(table + "\n")
     print("\n" + table)
     log(f"written to {out}/bench-{stamp}.json and .md")
+    if "soak" in results and not results["soak"]["passed"]:
+        raise SystemExit("soak failed: non-2xx answers, connection errors or a worker restart")
