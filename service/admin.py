@@ -1,4 +1,5 @@
-"""Admin routes (the `admin` scope): reload the models now, update a customer's consent."""
+"""Admin routes (the `admin` scope): reload the models now, update a customer's consent,
+erase a customer. Every call is recorded in the audit log (`service.admin_audit`)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,10 @@ import logging
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, ConfigDict, Field
 
+from service.admin_audit import audit_admin_action
 from service.auth import scoped
 from service.routes import RuntimeDep, error_responses
 from service.rules import PROFILING_CONSENT, marketing_consent_feature
@@ -20,7 +22,8 @@ log = logging.getLogger(__name__)
 router = APIRouter(
     prefix="/admin",
     tags=["admin"],
-    dependencies=scoped(Scope.ADMIN),
+    # The audit first: it also records calls that the scope check refuses.
+    dependencies=[Depends(audit_admin_action, scope="function"), *scoped(Scope.ADMIN)],
     responses=error_responses(401, 403, 503),
 )
 
@@ -47,7 +50,7 @@ class ConsentUpdate(BaseModel):
     marketing: list[Touchpoint] = Field(
         description="Touchpoints where marketing is allowed; every other one is withdrawn"
     )
-    profiling: bool = Field(description="Whether customer data may go into the model")
+    profiling: bool = Field(strict=True, description="Whether customer data may go into the model")
 
 
 class ConsentResponse(ConsentUpdate):
@@ -78,4 +81,40 @@ def update_consent(
         marketing=sorted(set(body.marketing)),
         profiling=body.profiling,
         updated_at=now,
+    )
+
+
+class ErasureResponse(BaseModel):
+    """What an erasure removed; counts are zero for an ID that was erased before or never
+    known (erasing again is harmless)."""
+
+    customer_id: str
+    feature_views_cleared: list[str] = Field(
+        description="Online feature views that held a row for the customer and no longer do"
+    )
+    decisions_pseudonymised: int = Field(
+        description="Decision-log rows whose customer ID was replaced by a random pseudonym"
+    )
+    erased_at: datetime
+
+
+@router.delete(
+    "/customers/{customer_id}",
+    response_model=ErasureResponse,
+    responses=error_responses(422),
+    summary="Erase a customer (GDPR)",
+)
+def erase_customer(customer_id: CustomerId, runtime: RuntimeDep) -> ErasureResponse:
+    """Delete the customer's rows from the online feature store (profile, activity, consent)
+    and replace their ID in the decision log by a fresh random pseudonym. Their next decision
+    is the unknown-customer answer. The offline store and the source data are not touched:
+    erase the customer there too, or the next materialisation brings them back."""
+    views = runtime.features.erase(customer_id)
+    rows = runtime.decision_log.erase_customer(customer_id)
+    log.info("customer erased", extra={"feature_views": views, "decisions": rows})
+    return ErasureResponse(
+        customer_id=customer_id,
+        feature_views_cleared=views,
+        decisions_pseudonymised=rows,
+        erased_at=datetime.now(UTC),
     )

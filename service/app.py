@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -10,11 +11,15 @@ from fastapi import FastAPI
 from service.admin import router as admin_router
 from service.auth import ApiKeys
 from service.error_handlers import install_error_handlers
+from service.limits import BodySizeLimitMiddleware, document_limits
 from service.observability import RequestContextMiddleware
 from service.pages import router as pages_router
+from service.ratelimit import RateLimiter
 from service.routes import router
 from service.runtime import build_runtime
 from service.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
 
 
 def create_app(settings: ServiceSettings) -> FastAPI:
@@ -37,11 +42,18 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.api_keys = ApiKeys.load(settings.api_keys_file)
+    app.state.retry_after_seconds = settings.fault_retry_after_seconds
+    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
+    if settings.rate_limit_per_second and not app.state.api_keys.enabled:
+        log.warning("rate limits apply to API keys; with authentication off nothing is limited")
     install_error_handlers(app)
+    # The last one added runs first: request IDs and the access log cover the 413 answers.
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(router)
     app.include_router(admin_router)
     app.include_router(pages_router)
+    document_limits(app)
     return app
 
 

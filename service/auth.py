@@ -1,9 +1,10 @@
 """API keys per calling system, with scopes.
 
 Keys live only with their holders; the keys file holds their SHA-256 hashes (a key is 32
-random bytes, so an unsalted hash is safe to keep) and their scopes. `nba issue-key` adds
-a key and prints it once. A presented key is hashed and compared with every stored hash in
-constant time.
+random bytes, so an unsalted hash is safe to keep), their scopes and optionally their own
+rate limit. `nba issue-key` adds a key and prints it once. A presented key is hashed and
+compared with every stored hash in constant time; an authenticated request then takes a
+token from its key's bucket (`service.ratelimit`) or is refused with 429.
 """
 
 from __future__ import annotations
@@ -23,7 +24,13 @@ import yaml
 from fastapi import Depends, Request, Security, params
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from service.errors import ConfigurationError, ForbiddenError, UnauthenticatedError
+from service.errors import (
+    ConfigurationError,
+    ForbiddenError,
+    RateLimitedError,
+    UnauthenticatedError,
+)
+from service.ratelimit import RateLimiter
 from service.vocabulary import Scope
 
 KEY_PREFIX = "nba_"
@@ -38,11 +45,13 @@ def hash_key(key: str) -> str:
 
 @dataclass(frozen=True)
 class ApiKey:
-    """One calling system's key: its name, what it may do, and the hash of the key."""
+    """One calling system's key: its name, what it may do, the hash of the key, and its own
+    requests per second (None: the service's `rate_limit_per_second`)."""
 
     name: str
     scopes: frozenset[Scope]
     sha256: str
+    rate_per_second: float | None = None
 
 
 @dataclass(frozen=True)
@@ -64,6 +73,7 @@ class ApiKeys:
                     name=str(entry["name"]),
                     scopes=frozenset(Scope(s) for s in entry["scopes"]),
                     sha256=str(entry["sha256"]),
+                    rate_per_second=_rate(entry.get("rate_per_second")),
                 )
                 for entry in raw.get("keys", [])
             )
@@ -81,17 +91,40 @@ class ApiKeys:
         return found
 
 
-def issue_key(path: Path, name: str, scopes: Iterable[Scope]) -> str:
-    """Create a key for `name`, store its hash and scopes in `path` (mode 0600), return it."""
+def _rate(value: object) -> float | None:
+    """A key's own requests per second: a number above 0, or None when not set."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ValueError(f"rate_per_second must be a number above 0, got {value!r}")
+    return float(value)
+
+
+def issue_key(
+    path: Path, name: str, scopes: Iterable[Scope], rate_per_second: float | None = None
+) -> str:
+    """Create a key for `name`, store its hash, scopes and own rate limit (if given) in `path`
+    (mode 0600), return it."""
     scopes = sorted({Scope(s) for s in scopes})
     if not scopes:
         raise ConfigurationError("a key needs at least one scope")
+    try:
+        rate = _rate(rate_per_second)
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from exc
     raw = yaml.safe_load(path.read_text()) if path.exists() else None
     entries = list((raw or {}).get("keys", []))
     if any(entry["name"] == name for entry in entries):
         raise ConfigurationError(f"a key named '{name}' exists already in {path}")
     key = KEY_PREFIX + secrets.token_urlsafe(32)
-    entries.append({"name": name, "scopes": [s.value for s in scopes], "sha256": hash_key(key)})
+    entry: dict[str, object] = {
+        "name": name,
+        "scopes": [s.value for s in scopes],
+        "sha256": hash_key(key),
+    }
+    if rate is not None:
+        entry["rate_per_second"] = rate
+    entries.append(entry)
     path.parent.mkdir(parents=True, exist_ok=True)
     scratch = path.with_suffix(".tmp")
     scratch.write_text(yaml.safe_dump({"keys": entries}, sort_keys=False))
@@ -115,7 +148,9 @@ def require(scope: Scope) -> Callable[..., Awaitable[None]]:
     """A FastAPI dependency: the request must carry a key holding `scope`.
 
     The key comes as `X-API-Key`, as `Authorization: Bearer`, or as the password of HTTP Basic
-    credentials (browsers, for the pages). The caller's name is kept for the access log.
+    credentials (browsers, for the pages). The caller's name is kept for the access log. Each
+    authenticated request takes a token of its key's bucket in this worker (429 when empty);
+    with authentication off there is no caller to limit.
     """
 
     async def check(
@@ -133,6 +168,13 @@ def require(scope: Scope) -> Callable[..., Awaitable[None]]:
         if key is None:
             raise UnauthenticatedError("the API key is not valid", code="api_key_invalid")
         request.state.caller = key.name
+        limiter: RateLimiter | None = getattr(request.app.state, "rate_limiter", None)
+        wait = limiter.acquire(key.name, key.rate_per_second) if limiter else 0
+        if wait:
+            raise RateLimitedError(
+                f"the key '{key.name}' sent more requests than its rate allows; retry in {wait} s",
+                retry_after=wait,
+            )
         if scope not in key.scopes:
             raise ForbiddenError(f"the key '{key.name}' does not have the '{scope}' scope")
 

@@ -1,4 +1,6 @@
-"""The decision log: an append-only record of decisions and their outcomes.
+"""The decision log: an append-only record of decisions and their outcomes, and the audit
+log of admin actions. The one change to a logged decision is erasure: the customer's ID is
+replaced by a pseudonym.
 
 `DecisionLog` is the interface the engine and the feedback route use; `SqliteDecisionLog`
 is the embedded default. Contact-policy checks and the decision's own write happen in
@@ -10,8 +12,9 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import uuid
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, closing, contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -69,6 +72,22 @@ class DecisionRecord:
 
 
 @dataclass(frozen=True)
+class AuditEntry:
+    """One admin action: who, what, when, in which request, how it ended, about whom.
+
+    `subject` is the SHA-256 hex of the customer ID the action was about (None for actions
+    about no customer), never the ID itself.
+    """
+
+    at: float  # unix seconds
+    caller: str  # name of the API key, or "anonymous" with authentication off
+    action: str
+    request_id: str
+    outcome: str  # "ok" or the error code the caller got
+    subject: str | None = None
+
+
+@dataclass(frozen=True)
 class ContactHistory:
     """A customer's recent contacts and rejections, read inside a customer session."""
 
@@ -85,7 +104,7 @@ class CustomerSession(Protocol):
 
 
 class DecisionLog(Protocol):
-    """Append-only store of decisions and feedback."""
+    """Append-only store of decisions and feedback (erasure aside), and the admin audit log."""
 
     def customer_session(self, customer_id: str) -> AbstractContextManager[CustomerSession]: ...
 
@@ -96,6 +115,12 @@ class DecisionLog(Protocol):
     def decisions_frame(self) -> pd.DataFrame: ...
 
     def shadow_frame(self) -> pd.DataFrame: ...
+
+    def erase_customer(self, customer_id: str) -> int: ...
+
+    def record_audit(self, entry: AuditEntry) -> None: ...
+
+    def audit_frame(self) -> pd.DataFrame: ...
 
     def close(self) -> None: ...
 
@@ -128,6 +153,15 @@ CREATE TABLE IF NOT EXISTS shadow_decisions (
     chosen_action TEXT NOT NULL,
     candidates TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS admin_audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at REAL NOT NULL,
+    caller TEXT NOT NULL,
+    action TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    subject TEXT
+);
 """
 
 SHADOW_QUERY = (
@@ -136,6 +170,23 @@ SHADOW_QUERY = (
     "s.chosen_action AS shadow_action FROM shadow_decisions s "
     "JOIN decisions d USING (decision_id) ORDER BY d.created_at"
 )
+ERASE_DECISIONS = "UPDATE decisions SET customer_id = ? WHERE customer_id = ?"
+INSERT_AUDIT = (
+    "INSERT INTO admin_audit (at, caller, action, request_id, outcome, subject) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
+AUDIT_QUERY = "SELECT at, caller, action, request_id, outcome, subject FROM admin_audit ORDER BY id"
+
+
+def erased_pseudonym() -> str:
+    """A fresh random stand-in for an erased customer's ID: their decisions stay together
+    (one pseudonym per erasure) but no longer lead back to them."""
+    return f"erased:{uuid.uuid4().hex}"
+
+
+def audit_values(entry: AuditEntry) -> tuple[object, ...]:
+    """The INSERT_AUDIT parameters of an entry."""
+    return (entry.at, entry.caller, entry.action, entry.request_id, entry.outcome, entry.subject)
 
 
 class SqlSession:
@@ -300,6 +351,51 @@ class SqliteDecisionLog:
                 SHADOW_QUERY,
                 self._feedback,
             )
+
+    def erase_customer(self, customer_id: str) -> int:
+        """Replace the customer's ID in their decisions by a fresh pseudonym, in one
+        transaction; the number of decisions changed.
+
+        `secure_delete` overwrites the old values in the file; a checkpoint then empties the
+        write-ahead log, which may still hold earlier copies of the pages.
+        """
+        pseudonym = erased_pseudonym()
+        with self._decision_lock:
+            connection = self._decisions
+            try:
+                connection.execute("PRAGMA secure_delete=ON")
+                connection.execute("BEGIN IMMEDIATE")
+                changed = connection.execute(ERASE_DECISIONS, (pseudonym, customer_id)).rowcount
+                connection.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                raise DecisionLogError(f"decision log erasure failed: {exc}") from exc
+        self._checkpoint()
+        return int(changed)
+
+    def _checkpoint(self) -> None:
+        """Copy the write-ahead log into the database and truncate it. Best effort on a
+        connection of its own: it waits at most a second for readers, and holds no lock
+        that decisions or feedback need."""
+        try:
+            with closing(sqlite3.connect(self.path, timeout=1.0)) as connection:
+                connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error:
+            pass  # a later checkpoint overwrites the log
+
+    def record_audit(self, entry: AuditEntry) -> None:
+        """Append an admin action to `admin_audit`, durably (synchronous=FULL)."""
+        with self._feedback_lock:
+            try:
+                self._feedback.execute(INSERT_AUDIT, audit_values(entry))
+            except sqlite3.Error as exc:
+                raise DecisionLogError(f"audit write failed: {exc}") from exc
+
+    def audit_frame(self) -> pd.DataFrame:
+        """The admin audit log, oldest first."""
+        with self._feedback_lock:
+            return pd.read_sql_query(AUDIT_QUERY, self._feedback)
 
     def close(self) -> None:
         """Close both connections."""

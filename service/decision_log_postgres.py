@@ -14,7 +14,18 @@ import pandas as pd
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from service.decision_log import SHADOW_QUERY, CustomerSession, Outcome, SqlSession
+from service.decision_log import (
+    AUDIT_QUERY,
+    ERASE_DECISIONS,
+    INSERT_AUDIT,
+    SHADOW_QUERY,
+    AuditEntry,
+    CustomerSession,
+    Outcome,
+    SqlSession,
+    audit_values,
+    erased_pseudonym,
+)
 from service.errors import ActionNotInDecisionError, DecisionLogError, UnknownDecisionError
 from service.urls import redact
 
@@ -46,7 +57,20 @@ CREATE TABLE IF NOT EXISTS shadow_decisions (
     chosen_action TEXT NOT NULL,
     candidates JSONB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS admin_audit (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at DOUBLE PRECISION NOT NULL,
+    caller TEXT NOT NULL,
+    action TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    subject TEXT
+);
 """
+
+
+POOL_TIMEOUT_SECONDS = 3.0  # longest wait for a pooled connection (busy pool or server down)
+CONNECT_TIMEOUT_SECONDS = 3  # libpq connect_timeout: an unreachable host fails within 3 s
 
 
 class PostgresDecisionLog:
@@ -59,8 +83,8 @@ class PostgresDecisionLog:
                 min_size=1,
                 max_size=pool_size,
                 open=True,
-                timeout=10,
-                kwargs={"autocommit": False},
+                timeout=POOL_TIMEOUT_SECONDS,
+                kwargs={"autocommit": False, "connect_timeout": CONNECT_TIMEOUT_SECONDS},
             )
             with self._pool.connection() as connection:
                 connection.execute(SCHEMA)
@@ -121,6 +145,37 @@ class PostgresDecisionLog:
         """Served and shadow choices side by side, one row per shadow-scored decision."""
         with self._pool.connection() as connection:
             cursor = connection.execute(SHADOW_QUERY)
+            columns = [c.name for c in cursor.description or []]
+            return pd.DataFrame(cursor.fetchall(), columns=columns)
+
+    def erase_customer(self, customer_id: str) -> int:
+        """Replace the customer's ID in their decisions by a fresh pseudonym, in one
+        transaction under the customer's lock (a session in flight finishes first); the
+        number of decisions changed."""
+        try:
+            with self._pool.connection() as connection, connection.transaction():
+                connection.execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (customer_id,)
+                )
+                cursor = connection.execute(
+                    ERASE_DECISIONS.replace("?", "%s"), (erased_pseudonym(), customer_id)
+                )
+                return cursor.rowcount
+        except psycopg.Error as exc:
+            raise DecisionLogError(f"decision log erasure failed: {exc}") from exc
+
+    def record_audit(self, entry: AuditEntry) -> None:
+        """Append an admin action to `admin_audit`."""
+        try:
+            with self._pool.connection() as connection, connection.transaction():
+                connection.execute(INSERT_AUDIT.replace("?", "%s"), audit_values(entry))
+        except psycopg.Error as exc:
+            raise DecisionLogError(f"audit write failed: {exc}") from exc
+
+    def audit_frame(self) -> pd.DataFrame:
+        """The admin audit log, oldest first."""
+        with self._pool.connection() as connection:
+            cursor = connection.execute(AUDIT_QUERY)
             columns = [c.name for c in cursor.description or []]
             return pd.DataFrame(cursor.fetchall(), columns=columns)
 

@@ -16,12 +16,19 @@ from service.arbitration import NO_ACTION_KEY, expected_values, rank_key
 from service.catalog import Action
 from service.catalog_holder import CatalogVersion
 from service.contact_policy import contact_drops
-from service.decision_log import DecisionLog, DecisionRecord, LoggedCandidate, ShadowRecord
+from service.decision_log import (
+    ContactHistory,
+    DecisionLog,
+    DecisionRecord,
+    LoggedCandidate,
+    ShadowRecord,
+)
+from service.errors import DecisionLogError, FeatureStoreError
 from service.exploration import draw, selection_probabilities
 from service.features import customer_vector, featurize
 from service.model import LoadedModel
 from service.reasons import Reason, top_reasons
-from service.rules import Consent, Drop, pre_scoring_drop
+from service.rules import Consent, Drop, Rule, pre_scoring_drop
 from service.served_models import ModelChoice, ModelSet
 from service.vocabulary import ModelRole, Touchpoint
 
@@ -30,6 +37,16 @@ NO_PROFILING_NOTICE = (
     "customer objected to profiling: no customer data went into the model, "
     "the answer is not personalised"
 )
+FEATURE_STORE_DOWN_NOTICE = (
+    "feature store unavailable: the answer is not personalised and shows no marketing "
+    "(consent cannot be read)"
+)
+DECISION_LOG_DOWN_NOTICE = (
+    "decision log unavailable: contact caps cannot be checked, so no action is shown; "
+    "this answer is not logged"
+)
+FEATURE_STORE = "feature_store"
+DECISION_LOG = "decision_log"
 
 
 class FeatureReader(Protocol):
@@ -82,6 +99,20 @@ class Decision:
     dropped: list[Drop]
     notices: list[str]
     shadow: ShadowRecord | None = None
+    logged: bool = False
+    degraded: tuple[str, ...] = ()  # dependencies that were unavailable: feature_store, ...
+
+
+@dataclass(frozen=True)
+class _Arbitrated:
+    """The outcome of the contact policy and arbitration inside a customer session."""
+
+    ranked: list[ScoredAction]
+    chosen: ScoredAction
+    probability: float
+    explored: bool
+    eligible: int
+    shadow: ShadowRecord | None
 
 
 @dataclass(frozen=True)
@@ -140,13 +171,19 @@ class DecisionEngine:
         choice = self.models.choose(customer_id)
         model = choice.served
         now = self._clock()
-        values = self.features.read(customer_id)
+        notices: list[str] = []
+        degraded: list[str] = []
+        try:
+            values = self.features.read(customer_id)
+        except FeatureStoreError:
+            values = None
+            degraded.append(FEATURE_STORE)
+            notices.append(FEATURE_STORE_DOWN_NOTICE)
         consent = Consent.from_features(values)
         personalised = values is not None and consent.profiling
-        notices = []
-        if values is None:
+        if values is None and not degraded:
             notices.append(UNKNOWN_CUSTOMER_NOTICE)
-        elif not consent.profiling:
+        elif values is not None and not consent.profiling:
             notices.append(NO_PROFILING_NOTICE)
 
         dropped, eligible = self._eligible(version, values, consent, touchpoint, now)
@@ -157,49 +194,53 @@ class DecisionEngine:
             if choice.shadow is not None
             else None
         )
-        with self.decision_log.customer_session(customer_id) as session:
-            history = session.history(now - version.lookback)
-            capped = contact_drops(version.catalog, scored.actions, history, now)
-            dropped.extend(capped)
-            blocked = {d.action_id for d in capped}
-            keep = [i for i, a in enumerate(scored.actions) if a.id not in blocked]
-            ranked, pool, greedy = self._arbitrate(version, scored, keep)
-            probabilities = selection_probabilities(
-                np.array([s.expected_value for s in pool]),
-                greedy,
-                version.catalog.policy.exploration_at(touchpoint),
-            )
-            shown = draw(probabilities, self._rng)
-            chosen = pool[shown]
-            shadow = None
-            if choice.shadow is not None and shadow_scored is not None:
-                shadow = self._shadow(version, choice.shadow, shadow_scored, keep)
-            decision_id = str(uuid.uuid4())
-            if record:
-                session.append(
-                    DecisionRecord(
-                        decision_id=decision_id,
-                        created_at=now,
-                        customer_id=customer_id,
-                        touchpoint=touchpoint.value,
-                        model_name=model.name,
-                        model_version=model.version,
-                        personalised=personalised,
-                        chosen_action=chosen.action.id,
-                        selection_probability=float(probabilities[shown]),
-                        explored=shown != greedy,
-                        candidates=tuple(
-                            LoggedCandidate(s.action.id, s.propensity, s.expected_value)
-                            for s in ranked
-                        ),
-                        shadow=shadow,
-                    )
+        decision_id = str(uuid.uuid4())
+        before_policy = len(dropped)
+        try:
+            with self.decision_log.customer_session(customer_id) as session:
+                history = session.history(now - version.lookback)
+                outcome = self._arbitrate_with_history(
+                    version, choice, scored, shadow_scored, history, now, touchpoint, dropped
                 )
+                if record:
+                    session.append(
+                        DecisionRecord(
+                            decision_id=decision_id,
+                            created_at=now,
+                            customer_id=customer_id,
+                            touchpoint=touchpoint.value,
+                            model_name=model.name,
+                            model_version=model.version,
+                            personalised=personalised,
+                            chosen_action=outcome.chosen.action.id,
+                            selection_probability=outcome.probability,
+                            explored=outcome.explored,
+                            candidates=tuple(
+                                LoggedCandidate(s.action.id, s.propensity, s.expected_value)
+                                for s in outcome.ranked
+                            ),
+                            shadow=outcome.shadow,
+                        )
+                    )
+            logged = record
+        except DecisionLogError:
+            del dropped[before_policy:]  # the log failed after the caps were checked
+            outcome = self._without_history(version, scored, dropped)
+            logged = False
+            degraded.append(DECISION_LOG)
+            notices.append(DECISION_LOG_DOWN_NOTICE)
 
+        chosen = outcome.chosen
         reasons: list[Reason] = []
         if with_reasons and personalised and chosen.propensity is not None and values is not None:
             row = scored.actions.index(chosen.action)
             reasons = top_reasons(model, scored.matrix[row : row + 1], values, self.descriptions)
+        explanation = (
+            self._explain(version, chosen, outcome.explored, outcome.eligible)
+            if DECISION_LOG not in degraded
+            else "No action: the decision log is unavailable, so the contact caps cannot be "
+            "checked; nothing is shown until it is back."
+        )
         return Decision(
             decision_id=decision_id,
             customer_id=customer_id,
@@ -208,15 +249,66 @@ class DecisionEngine:
             role=choice.role,
             personalised=personalised,
             chosen=chosen,
-            ranked=ranked,
-            selection_probability=float(probabilities[shown]),
-            explored=shown != greedy,
-            explanation=self._explain(version, chosen, shown != greedy, len(keep)),
+            ranked=outcome.ranked,
+            selection_probability=outcome.probability,
+            explored=outcome.explored,
+            explanation=explanation,
             reasons=reasons,
             dropped=dropped,
             notices=notices,
-            shadow=shadow,
+            shadow=outcome.shadow,
+            logged=logged,
+            degraded=tuple(degraded),
         )
+
+    def _arbitrate_with_history(
+        self,
+        version: CatalogVersion,
+        choice: ModelChoice,
+        scored: _Scored,
+        shadow_scored: _Scored | None,
+        history: ContactHistory,
+        now: float,
+        touchpoint: Touchpoint,
+        dropped: list[Drop],
+    ) -> _Arbitrated:
+        """Contact policy over the customer's history, arbitration and the exploration draw;
+        the capped candidates are added to `dropped`."""
+        capped = contact_drops(version.catalog, scored.actions, history, now)
+        dropped.extend(capped)
+        blocked = {d.action_id for d in capped}
+        keep = [i for i, a in enumerate(scored.actions) if a.id not in blocked]
+        ranked, pool, greedy = self._arbitrate(version, scored, keep)
+        probabilities = selection_probabilities(
+            np.array([s.expected_value for s in pool]),
+            greedy,
+            version.catalog.policy.exploration_at(touchpoint),
+        )
+        shown = draw(probabilities, self._rng)
+        shadow = None
+        if choice.shadow is not None and shadow_scored is not None:
+            shadow = self._shadow(version, choice.shadow, shadow_scored, keep)
+        return _Arbitrated(
+            ranked, pool[shown], float(probabilities[shown]), shown != greedy, len(keep), shadow
+        )
+
+    @staticmethod
+    def _without_history(
+        version: CatalogVersion, scored: _Scored, dropped: list[Drop]
+    ) -> _Arbitrated:
+        """No contact history (the decision log is down): caps cannot be checked, so every
+        candidate is dropped and the answer is no_action; trust before a sale."""
+        dropped.extend(
+            Drop(
+                action.id,
+                Rule.CONTACT_HISTORY_UNAVAILABLE,
+                "the decision log is unavailable: contact caps and cool-downs cannot be checked",
+            )
+            for action in scored.actions
+        )
+        threshold = version.catalog.policy.no_action_threshold
+        nothing = ScoredAction(version.catalog.no_action, None, threshold)
+        return _Arbitrated([nothing], nothing, 1.0, False, 0, None)
 
     def warm_up(self) -> None:
         """Run the read and scoring paths of every model once per touchpoint, logging nothing."""

@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service.errors import NBAError
+from service.errors import NBAError, RateLimitedError
 from service.schemas import ErrorBody, ErrorDetail, ErrorResponse
 
 log = logging.getLogger(__name__)
@@ -33,17 +33,25 @@ async def _validation(_: Request, exc: Exception) -> JSONResponse:
     return error_response(422, "invalid_request", f"invalid request: check {fields}", details)
 
 
-async def _domain(_: Request, exc: Exception) -> JSONResponse:
+async def _domain(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, NBAError)
     if exc.status_code >= 500:
         log.error("%s: %s", exc.code, exc.message)
     response = error_response(exc.status_code, exc.code, exc.message)
     response.headers.update(exc.headers)
+    if isinstance(exc, RateLimitedError):
+        response.headers["Retry-After"] = str(exc.retry_after)
+    if exc.status_code == 503:  # a dependency is down or the service is starting
+        retry_after = getattr(request.app.state, "retry_after_seconds", 5)
+        response.headers.setdefault("Retry-After", str(retry_after))
     return response
 
 
 async def _http(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400:  # FastAPI could not parse the body (e.g. not UTF-8)
+        details = [ErrorDetail(field="body", message=str(exc.detail))]
+        return error_response(422, "invalid_request", "invalid request: check body", details)
     codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
     response = error_response(
         exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail)

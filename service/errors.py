@@ -89,3 +89,14 @@ class ForbiddenError(NBAError):
 
     code = "scope_missing"
     status_code = 403
+
+
+class RateLimitedError(NBAError):
+    """The API key sent more requests than its rate allows; `retry_after` is in seconds."""
+
+    code = "rate_limited"
+    status_code = 429
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

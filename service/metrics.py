@@ -33,13 +33,20 @@ DECISIONS = Counter(
 )
 FALLBACKS = Counter(
     "nba_fallbacks_total",
-    "Non-personalised answers, by reason (unknown_customer, no_profiling)",
+    "Non-personalised or degraded answers, by reason (unknown_customer, no_profiling, "
+    "feature_store_unavailable, decision_log_unavailable)",
     ["reason"],
 )
 FEATURE_READ_SECONDS = Histogram(
     "nba_feature_read_seconds",
     "Latency of one online feature read from Feast",
     buckets=LATENCY_BUCKETS,
+)
+DEPENDENCY_UP = Gauge(
+    "nba_dependency_up",
+    "1 while calls to a dependency (feature_store, decision_log) go through, 0 while failing fast",
+    ["dependency"],
+    multiprocess_mode="liveall",
 )
 MODEL_VERSION = Gauge(
     "nba_model_version",

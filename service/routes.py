@@ -71,11 +71,16 @@ def create_decision(body: DecisionRequest, engine: EngineDep) -> DecisionRespons
     the one of highest expected value (or `no_action`), with reasons.
 
     An unknown customer, or one who objected to profiling, gets a non-personalised answer
-    (`personalised: false`) with a notice. Every answer is written to the decision log.
+    (`personalised: false`) with a notice. Every answer is written to the decision log
+    (`logged: true`). While the feature store is down the answer is non-personalised and
+    shows no marketing; while the decision log is down it is `no_action` (contact caps
+    cannot be checked) and not logged; `degraded` names what was down.
     """
     decision = engine.decide(body.customer_id, body.touchpoint, with_reasons=body.reasons)
     DECISIONS.labels(body.touchpoint.value, decision.chosen.action.id, decision.role.value).inc()
-    if not decision.personalised:
+    for dependency in decision.degraded:
+        FALLBACKS.labels(f"{dependency}_unavailable").inc()
+    if not decision.personalised and not decision.degraded:
         unknown = UNKNOWN_CUSTOMER_NOTICE in decision.notices
         FALLBACKS.labels("unknown_customer" if unknown else "no_profiling").inc()
     return DecisionResponse.of(decision, explain=body.explain)
@@ -117,11 +122,17 @@ async def ready(runtime: RuntimeDep) -> HealthResponse:
     """Model, feature store, catalog and decision log are loaded; decisions can be served.
 
     `models.last_reload_error` tells why a new registry version was refused (the old one
-    serves on); `models.source` says when the service started from its local copy.
+    serves on); `models.source` says when the service started from its local copy;
+    `dependencies` says which of the feature store and the decision log are failing (the
+    service stays ready and answers degraded).
     """
     current = runtime.catalogs.current
     return HealthResponse(
         status="ready",
+        dependencies={
+            breaker.dependency: breaker.state
+            for breaker in (runtime.features.breaker, runtime.decision_log.breaker)
+        },
         models=ModelsStatus.of(runtime.models),
         catalog=CatalogStatus(
             actions=len(current.catalog.actions),

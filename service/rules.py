@@ -37,6 +37,7 @@ class Rule(StrEnum):
     ACTION_CONTACT_CAP = "action_contact_cap"
     CUSTOMER_CONTACT_CAP = "customer_contact_cap"
     COOLDOWN_AFTER_REJECT = "cooldown_after_reject"
+    CONTACT_HISTORY_UNAVAILABLE = "contact_history_unavailable"
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,11 @@ import random
 from dataclasses import dataclass
 
 from service.catalog_holder import CatalogHolder
-from service.decision_log import DecisionLog, SqliteDecisionLog
+from service.decision_log import SqliteDecisionLog
 from service.decision_log_postgres import PostgresDecisionLog
 from service.engine import DecisionEngine
 from service.feature_client import OnlineFeatures
+from service.log_guard import GuardedDecisionLog
 from service.model import ModelRegistry
 from service.model_directory import ModelDirectory
 from service.served_models import Routing, ServedModels, start_models
@@ -29,7 +30,7 @@ class Runtime:
     catalogs: CatalogHolder
     features: OnlineFeatures
     models: ServedModels
-    decision_log: DecisionLog
+    decision_log: GuardedDecisionLog
     engine: DecisionEngine
     directory: ModelDirectory
 
@@ -40,11 +41,12 @@ class Runtime:
         self.decision_log.close()
 
 
-def open_decision_log(settings: ServiceSettings) -> DecisionLog:
-    """PostgreSQL when `decision_log_url` is set, else the SQLite file."""
+def open_decision_log(settings: ServiceSettings) -> GuardedDecisionLog:
+    """PostgreSQL when `decision_log_url` is set, else the SQLite file; behind a circuit
+    breaker, so that an outage of the log costs no waiting."""
     if settings.decision_log_url:
-        return PostgresDecisionLog(settings.decision_log_url)
-    return SqliteDecisionLog(settings.decision_log_path)
+        return GuardedDecisionLog(PostgresDecisionLog(settings.decision_log_url))
+    return GuardedDecisionLog(SqliteDecisionLog(settings.decision_log_path))
 
 
 def configure_mlflow_client(settings: ServiceSettings) -> None:
@@ -67,6 +69,7 @@ def build_runtime(settings: ServiceSettings) -> Runtime:
         settings.feature_repo,
         [settings.feature_service, settings.consent_feature_service],
         settings.feature_store_yaml,
+        timeout_seconds=settings.feature_read_timeout_seconds,
     )
     registry = ModelRegistry(
         settings.mlflow_tracking_uri, settings.model_name, settings.model_cache_dir

@@ -7,6 +7,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from service.breaker import BreakerState
 from service.decision_log import Outcome
 from service.engine import Decision, ScoredAction
 from service.model import LoadedModel
@@ -33,8 +34,13 @@ class DecisionRequest(BaseModel):
         description="The customer's ID, the same on every channel",
     )
     touchpoint: Touchpoint = Field(description="Where the customer is now")
-    reasons: bool = Field(True, description="Explain the shown action from feature contributions")
-    explain: bool = Field(False, description="Also list every dropped candidate and its rule")
+    # Strict: JSON true or false only, as documented (not 0, 1, "yes" or "off").
+    reasons: bool = Field(
+        True, strict=True, description="Explain the shown action from feature contributions"
+    )
+    explain: bool = Field(
+        False, strict=True, description="Also list every dropped candidate and its rule"
+    )
 
 
 class ActionResponse(BaseModel):
@@ -126,6 +132,14 @@ class DecisionResponse(BaseModel):
     )
     model: ModelResponse
     notices: list[str]
+    logged: bool = Field(
+        description="True when the decision is in the decision log (it counts as a contact "
+        "and can receive feedback)"
+    )
+    degraded: list[str] = Field(
+        description="Dependencies that were unavailable for this answer (feature_store, "
+        "decision_log); empty when all were up"
+    )
 
     @classmethod
     def of(cls, decision: Decision, explain: bool) -> DecisionResponse:
@@ -144,6 +158,8 @@ class DecisionResponse(BaseModel):
             dropped=[DroppedResponse.of(d) for d in decision.dropped] if explain else None,
             model=ModelResponse.of(decision.model),
             notices=decision.notices,
+            logged=decision.logged,
+            degraded=list(decision.degraded),
         )
 
 
@@ -238,3 +254,8 @@ class HealthResponse(BaseModel):
     status: str
     models: ModelsStatus | None = None
     catalog: CatalogStatus | None = None
+    dependencies: dict[str, BreakerState] | None = Field(
+        None,
+        description="closed: calls to the dependency go through; open: it failed and answers "
+        "fall back (decisions stay available, degraded)",
+    )

@@ -96,6 +96,12 @@ class ServiceSettings(BaseSettings):
     rate_limit_burst: int = Field(
         100, ge=1, description="Requests an API key may send at once above its rate"
     )
+    feature_read_timeout_seconds: float = Field(
+        0.5,
+        gt=0,
+        description="Socket timeout of a Redis online-store read; a failed read is not retried "
+        "with backoff (the answer falls back instead)",
+    )
     fault_retry_after_seconds: int = Field(
         5, ge=1, description="Retry-After of a 503 answer (feature store or decision log down)"
     )

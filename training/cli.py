@@ -192,11 +192,12 @@ def run_issue_key(settings: TrainingSettings, catalog: Catalog, args: argparse.N
     if not args.name or not args.scopes:
         raise ValueError("issue-key needs --name NAME and --scopes decide,feedback,review,admin")
     scopes = [Scope(s.strip()) for s in args.scopes.split(",") if s.strip()]
-    key = issue_key(path, args.name, scopes)
+    key = issue_key(path, args.name, scopes, args.rate)
     log.info(
-        "key '%s' with scopes %s added to %s (only its hash is stored; set NBA_API_KEYS_FILE=%s)",
+        "key '%s' with scopes %s%s added to %s (only its hash is stored; set NBA_API_KEYS_FILE=%s)",
         args.name,
         ",".join(scopes),
+        f" and {args.rate:g} requests/s per worker" if args.rate else "",
         path,
         path,
     )
@@ -246,6 +247,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--name", help="issue-key: the calling system the key is for")
     parser.add_argument(
         "--scopes", help="issue-key: comma-separated scopes (decide, feedback, review, admin)"
+    )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        help="issue-key: the key's own requests per second per worker "
+        "(default: NBA_RATE_LIMIT_PER_SECOND)",
     )
     return parser
 

@@ -18,7 +18,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,11 +28,11 @@ import psycopg
 import pytest
 
 from tests.conftest import Stack
+from tests.integration.servers import database_url, scratch_databases
 from training.serving import free_port
 
 pytestmark = pytest.mark.integration
 
-POSTGRES = os.environ.get("NBA_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 DECISIONS = 300
 EVENTS = 1600
 CLIENTS = 6
@@ -75,21 +74,8 @@ class DecisionLogTarget:
 @pytest.fixture(scope="module")
 def postgres_database() -> Iterator[str]:
     """A fresh database with a unique name on the local server, dropped afterwards."""
-    try:
-        admin = psycopg.connect(POSTGRES, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL is required under CI and not reachable at {POSTGRES}: {exc}")
-        pytest.skip(
-            f"no PostgreSQL at {POSTGRES} (set NBA_TEST_POSTGRES), crash test skipped: {exc}"
-        )
-    name = f"nba_crash_{uuid.uuid4().hex[:12]}"
-    admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield POSTGRES.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+    with scratch_databases("nba_crash") as (name,):
+        yield database_url(name)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

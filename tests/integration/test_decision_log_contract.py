@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -14,6 +13,8 @@ import pytest
 
 from service.catalog import Catalog
 from service.decision_log import (
+    AuditEntry,
+    ContactHistory,
     DecisionLog,
     DecisionRecord,
     LoggedCandidate,
@@ -27,12 +28,12 @@ from service.model import LoadedModel
 from service.runtime import open_decision_log
 from service.settings import ServiceSettings
 from service.vocabulary import Touchpoint
+from tests.integration.servers import database_url, scratch_databases
 from tests.unit.engine_kit import CALM_CUSTOMER, make_kit
 from training.logs import read_service_log
 
 pytestmark = pytest.mark.integration
 
-POSTGRES = os.environ.get("NBA_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 Opener = Callable[[], DecisionLog]
 
@@ -40,19 +41,8 @@ Opener = Callable[[], DecisionLog]
 @pytest.fixture(scope="module")
 def postgres_url() -> Iterator[str]:
     """A fresh database on the local PostgreSQL server, dropped afterwards."""
-    try:
-        admin = psycopg.connect(POSTGRES, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL is required under CI and not reachable at {POSTGRES}: {exc}")
-        pytest.skip(f"no PostgreSQL at {POSTGRES} (set NBA_TEST_POSTGRES): {exc}")
-    name = f"nba_test_{uuid.uuid4().hex[:12]}"
-    admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield POSTGRES.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        admin.close()
+    with scratch_databases("nba_test") as (name,):
+        yield database_url(name)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -66,7 +56,9 @@ def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
     else:
         url = request.getfixturevalue("postgres_url")
         schema_reset = psycopg.connect(url, autocommit=True)
-        schema_reset.execute("DROP TABLE IF EXISTS shadow_decisions, feedback, decisions")
+        schema_reset.execute(
+            "DROP TABLE IF EXISTS admin_audit, shadow_decisions, feedback, decisions"
+        )
         schema_reset.close()
 
         def open_log() -> DecisionLog:
@@ -198,7 +190,7 @@ def test_training_reads_the_service_log(
     if backend == "postgres":
         url = request.getfixturevalue("postgres_url")
         reset = psycopg.connect(url, autocommit=True)
-        reset.execute("DROP TABLE IF EXISTS shadow_decisions, feedback, decisions")
+        reset.execute("DROP TABLE IF EXISTS admin_audit, shadow_decisions, feedback, decisions")
         reset.close()
         settings = ServiceSettings(decision_log_url=url)
     else:
@@ -218,3 +210,78 @@ def test_training_reads_the_service_log(
     assert list(frame["outcome"]) == [1, 0]
     assert list(frame["propensity"]) == [0.9, 0.9]
     assert str(frame["event_timestamp"].dt.tz) == "UTC"
+
+
+def test_erasure_pseudonymises_the_customer_in_one_token(opener: Opener) -> None:
+    log = opener()
+    first, second, other = (
+        record("c", "card", 100.0),
+        record("c", "loan", 200.0),
+        record("o", "card", 150.0),
+    )
+    shadow = ShadowRecord("2", "loan", (LoggedCandidate("loan", 0.3, 2.0),))
+    with log.customer_session("c") as session:
+        session.append(dataclasses.replace(first, shadow=shadow))
+        session.append(second)
+    with log.customer_session("o") as session:
+        session.append(other)
+    log.record_feedback(first.decision_id, "card", Outcome.ACCEPT, 110.0)
+    log.record_feedback(second.decision_id, "loan", Outcome.REJECT, 210.0)
+
+    assert log.erase_customer("c") == 2
+    frame = log.decisions_frame().set_index("decision_id")
+    assert "c" not in set(frame["customer_id"])
+    pseudonyms = set(frame.loc[[first.decision_id, second.decision_id], "customer_id"])
+    assert len(pseudonyms) == 1, "one pseudonym per erasure keeps the customer's rows together"
+    (pseudonym,) = pseudonyms
+    assert pseudonym.startswith("erased:") and len(pseudonym) == len("erased:") + 32
+    assert frame.loc[other.decision_id, "customer_id"] == "o"
+    assert int(frame.loc[first.decision_id, "accepted"]) == 1, "outcomes still count"
+    assert len(log.shadow_frame()) == 1
+    with log.customer_session("c") as session:
+        assert session.history(since=0.0) == ContactHistory((), ())
+    assert log.record_feedback(second.decision_id, "loan", Outcome.IMPRESSION, 220.0) is True
+
+    assert log.erase_customer("c") == 0, "erasing again changes nothing"
+    assert log.erase_customer("never-seen") == 0
+    assert log.erase_customer("o") == 1
+    again = log.decisions_frame().set_index("decision_id")
+    assert again.loc[other.decision_id, "customer_id"] not in {"o", pseudonym}
+    assert set(again.loc[[first.decision_id, second.decision_id], "customer_id"]) == pseudonyms
+
+
+def test_audit_entries_are_appended_and_read_in_order(opener: Opener) -> None:
+    log = opener()
+    assert log.audit_frame().empty
+    entries = [
+        AuditEntry(1_790_000_000.25, "ops", "erase_customer", "req-1", "ok", "ab" * 32),
+        AuditEntry(1_790_000_001.0, "web", "reload_models", "req-2", "scope_missing", None),
+    ]
+    for entry in entries:
+        log.record_audit(entry)
+    frame = log.audit_frame()
+    assert list(frame.columns) == ["at", "caller", "action", "request_id", "outcome", "subject"]
+    rows = [
+        tuple(None if isinstance(v, float) and v != v else v for v in row)
+        for row in frame.itertuples(index=False)
+    ]
+    assert rows == [dataclasses.astuple(e) for e in entries]
+    reopened = opener()  # another process sees the same log
+    assert len(reopened.audit_frame()) == 2
+
+
+def test_sqlite_erasure_leaves_no_copy_of_the_id_in_the_files(tmp_path: Path) -> None:
+    """The database file and its write-ahead log, read as bytes, after an erasure."""
+    log = SqliteDecisionLog(tmp_path / "log.db")
+    customer = "C-erase-me-0042"
+    for at in range(50):
+        with log.customer_session(customer) as session:
+            session.append(record(customer, "card", float(at)))
+
+    def copies() -> int:
+        return sum(p.read_bytes().count(customer.encode()) for p in tmp_path.iterdir())
+
+    assert copies() > 0
+    assert log.erase_customer(customer) == 50
+    assert copies() == 0
+    log.close()

@@ -6,7 +6,6 @@ from the local copy while MLflow is down."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -28,19 +27,13 @@ import redis
 from service.vocabulary import ModelRole
 from tests.conftest import ROOT, SMALL_WORLD
 from tests.integration.native_compose import NativeCompose
+from tests.integration.servers import POSTGRES, unavailable
 from training.serving import free_port, running_service
 
 pytestmark = pytest.mark.integration
 
-POSTGRES = os.environ.get("NBA_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_DB = 12  # a database index kept for this test
 CUSTOMER = "C0000042"
-
-
-def _unavailable(what: str, exc: Exception) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{what} is required under CI and not reachable: {exc}")
-    pytest.skip(f"{what} not reachable, production stack test skipped: {exc}")
 
 
 def _executable(arg: str) -> str:
@@ -106,12 +99,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     try:
         admin = psycopg.connect(POSTGRES, autocommit=True, connect_timeout=3)
     except psycopg.OperationalError as exc:
-        _unavailable("PostgreSQL", exc)
+        unavailable("PostgreSQL", exc)
     cache = redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB)
     try:
         cache.flushdb()
     except redis.ConnectionError as exc:
-        _unavailable("Redis", exc)
+        unavailable("Redis", exc)
     folder = tmp_path_factory.mktemp("production")
     app_dir = folder / "app"  # the image's /app: the repo's feature_repo, relative paths
     shutil.copytree(

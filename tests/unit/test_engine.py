@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import pytest
 
 from service.catalog import Catalog, ConsentPurpose
-from service.decision_log import Outcome
-from service.engine import NO_PROFILING_NOTICE, UNKNOWN_CUSTOMER_NOTICE
+from service.decision_log import CustomerSession, DecisionLog, Outcome
+from service.engine import (
+    DECISION_LOG_DOWN_NOTICE,
+    FEATURE_STORE_DOWN_NOTICE,
+    NO_PROFILING_NOTICE,
+    UNKNOWN_CUSTOMER_NOTICE,
+)
+from service.errors import DecisionLogError, FeatureStoreError
 from service.rules import Rule
 from service.vocabulary import ActionType, Touchpoint
 from tests.unit.engine_kit import CALM_CUSTOMER, make_kit
@@ -193,3 +201,100 @@ def test_concurrent_requests_for_one_customer_respect_the_cap(catalog, model, tm
     frame = kits[0].log.decisions_frame()
     assert len(frame) == 40
     assert (frame["chosen_action"] != "no_action").sum() == 2
+
+
+class DownFeatures:
+    def read(self, customer_id: str) -> dict[str, object] | None:
+        raise FeatureStoreError("online feature read failed: connection refused")
+
+
+class DownLog:
+    """A decision log whose database is unreachable."""
+
+    def __init__(self, inner: DecisionLog) -> None:
+        self.inner = inner
+        self.down = True
+
+    @contextmanager
+    def customer_session(self, customer_id: str) -> Iterator[CustomerSession]:
+        if self.down:
+            raise DecisionLogError("decision log unavailable: connection refused")
+        with self.inner.customer_session(customer_id) as session:
+            yield session
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+
+def test_feature_store_down_gives_a_degraded_answer_without_marketing(
+    catalog, model, tmp_path
+) -> None:
+    kit = make_kit(catalog, model, tmp_path / "log.db", {"c": CALM_CUSTOMER})
+    kit.engine.features = DownFeatures()
+    decision = kit.engine.decide("c", Touchpoint.WEB)
+    assert decision.degraded == ("feature_store",)
+    assert not decision.personalised
+    assert decision.logged
+    assert decision.notices == [FEATURE_STORE_DOWN_NOTICE]
+    marketing = {a.id for a in catalog.actions if a.consent is ConsentPurpose.MARKETING}
+    assert decision.chosen.action.id not in marketing
+    assert {d.action_id for d in decision.dropped if d.rule is Rule.MARKETING_CONSENT} >= (
+        marketing & {a.id for a in catalog.actions if Touchpoint.WEB in a.touchpoints}
+    )
+
+
+def test_decision_log_down_answers_no_action_unlogged_and_recovers(
+    catalog, model, tmp_path
+) -> None:
+    kit = make_kit(catalog, model, tmp_path / "log.db", {"c": CALM_CUSTOMER})
+    down = DownLog(kit.log)
+    kit.engine.decision_log = down
+    decision = kit.engine.decide("c", Touchpoint.WEB)
+    assert decision.chosen.action.id == "no_action"
+    assert not decision.logged
+    assert decision.degraded == ("decision_log",)
+    assert decision.personalised  # features were read; only the contact history is missing
+    assert DECISION_LOG_DOWN_NOTICE in decision.notices
+    assert "contact caps cannot be" in decision.explanation
+    unavailable = {
+        d.action_id for d in decision.dropped if d.rule is Rule.CONTACT_HISTORY_UNAVAILABLE
+    }
+    assert unavailable and "no_action" not in unavailable
+    assert len(kit.log.decisions_frame()) == 0
+
+    down.down = False
+    again = kit.engine.decide("c", Touchpoint.WEB)
+    assert again.logged and again.degraded == ()
+    assert list(kit.log.decisions_frame()["decision_id"]) == [again.decision_id]
+
+
+class AppendFailsLog(DownLog):
+    """The history reads, then the write of the decision fails (the database went away)."""
+
+    @contextmanager
+    def customer_session(self, customer_id: str) -> Iterator[CustomerSession]:
+        with self.inner.customer_session(customer_id) as session:
+            yield AppendFails(session)
+
+
+class AppendFails:
+    def __init__(self, session: CustomerSession) -> None:
+        self.session = session
+
+    def history(self, since: float) -> object:
+        return self.session.history(since)
+
+    def append(self, record: object) -> None:
+        raise DecisionLogError("decision log unavailable: connection reset")
+
+
+def test_a_failed_decision_write_drops_each_candidate_once(catalog, model, tmp_path) -> None:
+    kit = make_kit(catalog, model, tmp_path / "log.db", {"c": CALM_CUSTOMER})
+    capped = [kit.engine.decide("c", Touchpoint.WEB) for _ in range(6)][-1]
+    assert any(d.rule is Rule.CUSTOMER_CONTACT_CAP for d in capped.dropped)  # caps apply now
+    kit.engine.decision_log = AppendFailsLog(kit.log)
+    decision = kit.engine.decide("c", Touchpoint.WEB)
+    assert decision.chosen.action.id == "no_action" and not decision.logged
+    ids = [d.action_id for d in decision.dropped]
+    assert len(ids) == len(set(ids))
+    assert len(kit.log.decisions_frame()) == 6

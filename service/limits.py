@@ -1,0 +1,117 @@
+"""The request-body size limit, as a pure ASGI middleware.
+
+A body announced larger than the limit (`Content-Length`) is refused with 413 before a byte
+of it is read. A body without `Content-Length` (chunked) is counted while it is read; the
+read that crosses the limit raises `BodyTooLarge`, which the app's error handlers answer in
+the one error format. Either way the app never holds more than the limit in memory.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.error_handlers import error_response
+
+
+class BodyTooLarge(HTTPException):
+    """The request body is larger than the limit (answered 413 `payload_too_large`)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"the request body is larger than {limit} bytes")
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+class BodySizeLimitMiddleware:
+    """Refuse request bodies larger than `max_bytes` with 413."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        announced = _content_length(scope)
+        if announced is not None and announced > self.max_bytes:
+            too_large = BodyTooLarge(self.max_bytes)
+            await error_response(413, "payload_too_large", too_large.detail)(scope, receive, send)
+            return
+        received = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise BodyTooLarge(self.max_bytes)
+            return message
+
+        async def watching_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, watching_send)
+        except BodyTooLarge as exc:
+            # Read outside the app's error handlers (none of ours does): answer here.
+            if started:
+                raise
+            await error_response(413, "payload_too_large", exc.detail)(scope, receive, send)
+
+
+_ERROR_BODY = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}
+
+
+def document_limits(app: FastAPI) -> None:
+    """Document the limits in the OpenAPI schema: 413 on every operation, 429 (with
+    `Retry-After`) on every operation that checks an API key (those that document 401)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = generate()
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                responses = operation.setdefault("responses", {})
+                responses.setdefault(
+                    "413",
+                    {
+                        "description": "Request body too large (`payload_too_large`)",
+                        "content": _ERROR_BODY,
+                    },
+                )
+                if "401" in responses:
+                    responses.setdefault(
+                        "429",
+                        {
+                            "description": "The key's rate limit is exceeded (`rate_limited`)",
+                            "headers": {
+                                "Retry-After": {
+                                    "description": "Seconds to wait before retrying",
+                                    "required": True,
+                                    "schema": {"type": "integer", "minimum": 1},
+                                }
+                            },
+                            "content": _ERROR_BODY,
+                        },
+                    )
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
