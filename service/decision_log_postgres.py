@@ -71,6 +71,26 @@ CREATE TABLE IF NOT EXISTS admin_audit (
 
 POOL_TIMEOUT_SECONDS = 3.0  # longest wait for a pooled connection (busy pool or server down)
 CONNECT_TIMEOUT_SECONDS = 3  # libpq connect_timeout: an unreachable host fails within 3 s
+SCHEMA_LOCK = 0x6E62615F736368  # advisory lock key serialising the schema creation
+# Per-session server settings: a request waits at most 2 s for a customer's lock (held by a
+# stuck or half-dead session after a network fault) and then fails like an outage instead
+# of hanging; the server ends a session left idle inside a transaction after 10 s and checks
+# every second that the client of a running query is still there, so a lock dies with its
+# client (PostgreSQL 14 or newer).
+# A server that vanished without a reset (host down, packets dropped) is noticed within
+# seconds instead of the kernel's minutes: unacknowledged data for 5 s or 3 keepalive probes
+# unanswered after 5 s idle end the connection, and the request fails over like an outage.
+TCP_TIMEOUTS = {
+    "tcp_user_timeout": 5000,
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 3,
+}
+SESSION_OPTIONS = (
+    "-c lock_timeout=2000 -c idle_in_transaction_session_timeout=10000 "
+    "-c client_connection_check_interval=1000"
+)
 
 
 class PostgresDecisionLog:
@@ -84,9 +104,17 @@ class PostgresDecisionLog:
                 max_size=pool_size,
                 open=True,
                 timeout=POOL_TIMEOUT_SECONDS,
-                kwargs={"autocommit": False, "connect_timeout": CONNECT_TIMEOUT_SECONDS},
+                kwargs={
+                    "autocommit": False,
+                    "connect_timeout": CONNECT_TIMEOUT_SECONDS,
+                    "options": SESSION_OPTIONS,
+                    **TCP_TIMEOUTS,
+                },
             )
-            with self._pool.connection() as connection:
+            with self._pool.connection() as connection, connection.transaction():
+                # CREATE ... IF NOT EXISTS fails when another process creates the same table
+                # at the same moment (workers and replicas starting on a fresh database)
+                connection.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
                 connection.execute(SCHEMA)
         except (psycopg.Error, OSError) as exc:
             raise DecisionLogError(f"cannot open the decision log at {redact(url)}: {exc}") from exc

@@ -97,6 +97,9 @@ def _pump(source: socket.socket, sink: socket.socket) -> None:
 def _close(connection: socket.socket) -> None:
     try:
         connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        connection.close()  # linger 0: the peer sees a reset, as when a server dies
+        # close() alone does not end a socket another thread is blocked in recv() on (the
+        # pump): shutdown() does, at once, and wakes that thread
+        connection.shutdown(socket.SHUT_RDWR)
     except OSError:
         pass
+    connection.close()  # linger 0: the peer sees a reset, as when a server dies

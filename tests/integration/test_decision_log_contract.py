@@ -23,7 +23,7 @@ from service.decision_log import (
     SqliteDecisionLog,
 )
 from service.decision_log_postgres import PostgresDecisionLog
-from service.errors import ActionNotInDecisionError, UnknownDecisionError
+from service.errors import ActionNotInDecisionError, DecisionLogError, UnknownDecisionError
 from service.model import LoadedModel
 from service.runtime import open_decision_log
 from service.settings import ServiceSettings
@@ -181,6 +181,26 @@ def test_engine_caps_hold_on_postgres_under_concurrency(
     assert sum(r.chosen.action.id != "no_action" for r in results) == 2
     for log in logs:
         log.close()
+
+
+def test_a_customer_locked_by_a_stuck_session_fails_fast_on_postgres(postgres_url: str) -> None:
+    """A session that holds a customer's lock and never finishes (its client half-dead
+    after a network fault) makes the next request for that customer fail after the lock
+    timeout, as an outage, instead of hanging a worker thread."""
+    log = PostgresDecisionLog(postgres_url)
+    locked, other = f"locked-{uuid.uuid4().hex[:8]}", f"other-{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(postgres_url) as stuck:
+        stuck.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (locked,))
+        with pytest.raises(DecisionLogError, match="lock timeout"), log.customer_session(locked):
+            pass
+        with log.customer_session(other) as session:  # other customers are not blocked
+            session.append(record(other, "card", 1.0))
+        stuck.rollback()
+    with log.customer_session(locked) as session:
+        session.append(record(locked, "card", 2.0))
+    frame = log.decisions_frame()
+    assert frame["customer_id"].isin([locked, other]).sum() == 2
+    log.close()
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])

@@ -93,7 +93,10 @@ class Load:
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def _run(self, offset: int) -> None:
-        with httpx.Client(base_url=self.url, timeout=30) as client:
+        # A new connection per request: the kernel spreads them over both workers, and each
+        # worker has its own breakers (kept-alive connections could all land on one worker).
+        no_keepalive = httpx.Limits(max_keepalive_connections=0)
+        with httpx.Client(base_url=self.url, timeout=30, limits=no_keepalive) as client:
             n = offset
             while not self._stop.is_set():
                 customer = CUSTOMERS[n % len(CUSTOMERS)]
@@ -146,7 +149,7 @@ def test_redis_down_under_load_answers_degraded_and_recovers(faulty: FaultyServi
             "a degraded answer",
         )
         time.sleep(3)  # the outage lasts a while under load
-        ready = httpx.get(f"{faulty.url}/health/ready", timeout=10)
+        readiness = [httpx.get(f"{faulty.url}/health/ready", timeout=10) for _ in range(4)]
         restored_at = len(load.answers)
         faulty.redis_proxy.restore()
         wait_for(
@@ -176,7 +179,8 @@ def test_redis_down_under_load_answers_degraded_and_recovers(faulty: FaultyServi
     )
     assert not load.errors
     assert set(statuses) == {200}
-    assert ready.status_code == 200 and ready.json()["dependencies"]["feature_store"] == "open"
+    assert all(r.status_code == 200 for r in readiness)
+    assert all(r.json()["dependencies"]["feature_store"] == "open" for r in readiness)
     assert len(degraded) > len(outage) // 2
     for body in degraded:
         assert body["personalised"] is False
@@ -199,6 +203,19 @@ def _feedback(client: httpx.Client, body: dict[str, Any]) -> httpx.Response:
             "outcome": "impression",
         },
     )
+
+
+def _feedback_until_accepted(
+    client: httpx.Client, body: dict[str, Any], timeout: float = 60
+) -> httpx.Response:
+    """Send feedback as a client should: after a 503, again once Retry-After has passed
+    (each worker reconnects to the log on its own)."""
+    deadline = time.monotonic() + timeout
+    while (response := _feedback(client, body)).status_code == 503:
+        if time.monotonic() > deadline:
+            break
+        time.sleep(min(float(response.headers["Retry-After"]), 1.0))
+    return response
 
 
 def test_decision_log_down_keeps_deciding_and_loses_no_acknowledged_feedback(
@@ -242,14 +259,19 @@ def test_decision_log_down_keeps_deciding_and_loses_no_acknowledged_feedback(
             lambda: any(b.get("logged") for b in load.since(restored_at)),
             "a logged answer after PostgreSQL is back",
         )
-        retried = [_feedback(client, body) for body in refused]
+        retried = [_feedback_until_accepted(client, body) for body in refused]
         acknowledged |= {
             body["decision_id"]
             for body, response in zip(refused, retried, strict=True)
             if response.status_code == 202
         }
-        recovered_at = len(load.answers)
-        wait_for(lambda: len(load.answers) >= recovered_at + 40, "answers after recovery")
+        wait_for(
+            lambda: (
+                len(load.since(restored_at)) >= 40
+                and all(b["logged"] for b in load.since(restored_at)[-40:])
+            ),
+            "40 logged answers in a row after PostgreSQL is back",
+        )
 
     statuses = [status for status, _ in load.answers]
     outage = load.since(cut_at)[: restored_at - cut_at]
@@ -286,4 +308,3 @@ def test_decision_log_down_keeps_deciding_and_loses_no_acknowledged_feedback(
     assert during["action"]["action_id"] == "no_action"
     assert during["logged"] is False and during["degraded"] == ["decision_log"]
     assert unlogged and all(b["action"]["action_id"] == "no_action" for b in unlogged)
-    assert all(b["logged"] for b in load.since(recovered_at)[-40:])
