@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from service.admin import router as admin_router
 from service.auth import ApiKeys
 from service.error_handlers import install_error_handlers
-from service.limits import BodySizeLimitMiddleware, document_limits
+from service.limits import BodySizeLimitMiddleware, InFlightLimitMiddleware, document_limits
 from service.observability import RequestContextMiddleware
 from service.pages import router as pages_router
 from service.ratelimit import RateLimiter
@@ -47,8 +47,10 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     if settings.rate_limit_per_second and not app.state.api_keys.enabled:
         log.warning("rate limits apply to API keys; with authentication off nothing is limited")
     install_error_handlers(app)
-    # The last one added runs first: request IDs and the access log cover the 413 answers.
+    # The last one added runs first: request IDs and the access log cover the 413 and the
+    # shed (503) answers.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(InFlightLimitMiddleware, max_in_flight=settings.max_in_flight)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(router)
     app.include_router(admin_router)

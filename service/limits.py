@@ -1,4 +1,4 @@
-"""The request-body size limit, as a pure ASGI middleware.
+"""Request limits as pure ASGI middlewares: the body size, and the requests in progress.
 
 A body announced larger than the limit (`Content-Length`) is refused with 413 before a byte
 of it is read. A body without `Content-Length` (chunked) is counted while it is read; the
@@ -75,6 +75,43 @@ class BodySizeLimitMiddleware:
             if started:
                 raise
             await error_response(413, "payload_too_large", exc.detail)(scope, receive, send)
+
+
+class InFlightLimitMiddleware:
+    """Shed load: while `max_in_flight` requests are in progress in this worker, answer
+    further ones at once with 503 `overloaded` and `Retry-After: 1`.
+
+    Without it, a worker that falls behind (a burst, a noisy neighbour on the machine)
+    queues requests without bound: each waits longer than its client does, the worker
+    spends itself on answers nobody reads, and memory grows with the queue. Liveness and
+    metrics are never shed. 0 turns the limit off.
+    """
+
+    EXEMPT = frozenset({"/health/live", "/metrics"})
+
+    def __init__(self, app: ASGIApp, max_in_flight: int) -> None:
+        self.app = app
+        self.max_in_flight = max_in_flight
+        self.in_flight = 0  # one event loop per worker: no lock needed
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.max_in_flight or scope["path"] in self.EXEMPT:
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.max_in_flight:
+            response = error_response(
+                503,
+                "overloaded",
+                f"{self.max_in_flight} requests are in progress in this worker; retry shortly",
+            )
+            response.headers["Retry-After"] = "1"
+            await response(scope, receive, send)
+            return
+        self.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
 
 
 _ERROR_BODY = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}

@@ -102,6 +102,12 @@ class ServiceSettings(BaseSettings):
         description="Socket timeout of a Redis online-store read; a failed read is not retried "
         "with backoff (the answer falls back instead)",
     )
+    max_in_flight: int = Field(
+        64,
+        ge=0,
+        description="Requests in progress per worker above which new ones get 503 "
+        "`overloaded` at once (load shedding); 0 turns it off",
+    )
     fault_retry_after_seconds: int = Field(
         5, ge=1, description="Retry-After of a 503 answer (feature store or decision log down)"
     )

@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 from fastapi import FastAPI
@@ -17,7 +18,7 @@ from service.app import create_app
 from service.auth import ApiKeys, issue_key, scoped
 from service.error_handlers import install_error_handlers
 from service.errors import ConfigurationError
-from service.limits import BodySizeLimitMiddleware
+from service.limits import BodySizeLimitMiddleware, InFlightLimitMiddleware
 from service.observability import RequestContextMiddleware
 from service.ratelimit import RateLimiter
 from service.schemas import ErrorResponse
@@ -229,3 +230,37 @@ def test_the_openapi_document_names_413_everywhere_and_429_where_a_key_is_checke
     assert keyed and all("429" in op["responses"] for op in keyed)
     assert all("429" not in op["responses"] for op in operations if op not in keyed)
     assert keyed[0]["responses"]["429"]["headers"]["Retry-After"]["required"] is True
+
+
+def test_requests_above_the_in_flight_limit_are_shed_at_once() -> None:
+    async def scenario() -> list[Any]:
+        entered, release = asyncio.Event(), asyncio.Event()
+        app = FastAPI()
+        install_error_handlers(app)
+        app.add_middleware(InFlightLimitMiddleware, max_in_flight=1)
+
+        @app.get("/slow")
+        async def slow() -> dict[str, bool]:
+            entered.set()
+            await release.wait()
+            return {"ok": True}
+
+        @app.get("/health/live")
+        async def live() -> dict[str, str]:
+            return {"status": "ok"}
+
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            first = asyncio.create_task(client.get("/slow"))
+            await entered.wait()
+            shed = await client.get("/slow")
+            live_meanwhile = await client.get("/health/live")
+            release.set()
+            return [await first, shed, live_meanwhile, await client.get("/slow")]
+
+    first, shed, live, after = asyncio.run(scenario())
+    assert first.status_code == 200
+    assert shed.status_code == 503 and shed.headers["Retry-After"] == "1"
+    assert ErrorResponse.model_validate(shed.json()).error.code == "overloaded"
+    assert live.status_code == 200  # liveness is never shed
+    assert after.status_code == 200  # the slot is free again
