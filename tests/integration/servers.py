@@ -72,11 +72,15 @@ def flushed_redis(db: int) -> Iterator[redis.Redis]:
 
 
 def production_feature_env(
-    stack: Stack, folder: Path, registry_db: str, redis_url: str
+    stack: Stack,
+    folder: Path,
+    registry_db: str,
+    online: dict[str, str],
+    profile: str = "production.yaml",
 ) -> dict[str, str]:
-    """The stack's environment on the production feature-store profile: a copy of its
-    feature repo in `folder`, the SQL registry in `registry_db`, the online store at
-    `redis_url` (host:port,db=N, as NBA_REDIS_URL)."""
+    """The stack's environment on a feature-store profile of `feature_repo/profiles`: a copy
+    of its feature repo in `folder`, the SQL registry in database `registry_db`, and the
+    online store's settings `online` (NBA_REDIS_URL, NBA_REDIS_CLUSTER_NODES)."""
     repo = folder / "feature_repo"
     shutil.copytree(
         stack.feature_repo,
@@ -87,7 +91,12 @@ def production_feature_env(
     return {
         **stack.env,
         "NBA_FEATURE_REPO": str(repo),
-        "NBA_FEATURE_STORE_YAML": str(repo / "profiles" / "production.yaml"),
+        "NBA_FEATURE_STORE_YAML": str(repo / "profiles" / profile),
         "NBA_FEAST_REGISTRY_URL": f"postgresql+psycopg://{host}/{registry_db}",
-        "NBA_REDIS_URL": redis_url,
+        **online,
     }
+
+
+def redis_url(db: int) -> dict[str, str]:
+    """The online-store setting for database `db` of the local Redis."""
+    return {"NBA_REDIS_URL": f"{REDIS_HOST}:{REDIS_PORT},db={db}"}

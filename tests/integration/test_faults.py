@@ -27,6 +27,7 @@ from tests.integration.servers import (
     database_url,
     flushed_redis,
     production_feature_env,
+    redis_url,
     scratch_databases,
 )
 from training.serving import running_service
@@ -60,9 +61,7 @@ def faulty(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[F
         scratch_databases("faults_registry", "faults_log") as (registry_db, log_db),
     ):
         env = {
-            **production_feature_env(
-                stack, folder, registry_db, f"{REDIS_HOST}:{REDIS_PORT},db={REDIS_DB}"
-            ),
+            **production_feature_env(stack, folder, registry_db, redis_url(REDIS_DB)),
             "NBA_MODEL_POLL_SECONDS": "0",
         }
         run_cli(["features"], env, stack.root)

@@ -15,6 +15,7 @@ from tests.integration.servers import (
     REDIS_PORT,
     flushed_redis,
     production_feature_env,
+    redis_url,
     scratch_databases,
 )
 
@@ -26,9 +27,7 @@ REDIS_DB = 11  # a database index kept for this test
 @pytest.fixture
 def production_env(stack: Stack, tmp_path: Path) -> Iterator[dict[str, str]]:
     with flushed_redis(REDIS_DB), scratch_databases("feast_registry") as (registry_db,):
-        yield production_feature_env(
-            stack, tmp_path, registry_db, f"{REDIS_HOST}:{REDIS_PORT},db={REDIS_DB}"
-        )
+        yield production_feature_env(stack, tmp_path, registry_db, redis_url(REDIS_DB))
 
 
 def test_production_profile_materialises_into_redis(

@@ -11,7 +11,11 @@ from training.settings import TrainingSettings
 
 README = (ROOT / "README.md").read_text()
 SETTINGS = {f"NBA_{name.upper()}" for name in TrainingSettings.model_fields}  # service's too
-PROFILE_VARIABLES = {"NBA_REDIS_URL", "NBA_FEAST_REGISTRY_URL"}  # read by Feast's profile
+PROFILE_VARIABLES = {
+    "NBA_REDIS_URL",
+    "NBA_REDIS_CLUSTER_NODES",
+    "NBA_FEAST_REGISTRY_URL",
+}  # Feast profiles
 
 
 def test_every_setting_is_in_the_readme_configuration_table() -> None:
