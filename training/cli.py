@@ -69,9 +69,9 @@ def run_features(settings: TrainingSettings, catalog: Catalog, _: argparse.Names
     )
 
 
-def run_train(settings: TrainingSettings, catalog: Catalog, _: argparse.Namespace) -> None:
+def run_train(settings: TrainingSettings, catalog: Catalog, args: argparse.Namespace) -> None:
     """Train both model families, evaluate, log to MLflow and register the winner as challenger."""
-    result = train_and_register(settings, catalog)
+    result = train_and_register(settings, catalog, dask=getattr(args, "dask", False))
     m = result.metrics
     log.info(
         "%s version %s (%s, run %s) is %s",
@@ -242,6 +242,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--actions", help="import-logs: the action table (CSV or Parquet)")
     parser.add_argument("--out", default="data/imported", help="import-logs: output folder")
     parser.add_argument("--force", action="store_true", help="promote despite refused gates")
+    parser.add_argument(
+        "--dask",
+        action="store_true",
+        help="train: join and fit the binary family in partitions on a Dask cluster "
+        "(NBA_DASK_SCHEDULER, else a local one)",
+    )
     parser.add_argument("--rounds", type=int, default=3, help="loop: how many rounds")
     parser.add_argument("--per-round", type=int, default=2000, help="loop: decisions per round")
     parser.add_argument("--name", help="issue-key: the calling system the key is for")
@@ -267,7 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         datefmt="%H:%M:%S",
         stream=sys.stdout,
     )
-    for noisy in ("feast", "mlflow", "alembic", "urllib3", "httpx"):
+    for noisy in ("feast", "mlflow", "alembic", "urllib3", "httpx", "distributed"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     overrides: dict[str, Any] = {"n_customers": args.customers, "seed": args.seed}
     if args.command != "import-logs" and args.decisions is not None:

@@ -47,7 +47,13 @@ def decision_history(settings: TrainingSettings) -> pd.DataFrame:
 
 def build_training_set(settings: TrainingSettings, catalog: Catalog) -> TrainingSet:
     """Join Feast features as they were at each decision, unless the log carries its own."""
-    history = decision_history(settings)
+    return join_features(settings, catalog, decision_history(settings))
+
+
+def join_features(
+    settings: TrainingSettings, catalog: Catalog, history: pd.DataFrame
+) -> TrainingSet:
+    """Decisions (all of them, or one partition) with their features at decision time."""
     extra = context_features(history)
     actions = tuple(a.id for a in catalog.actions)
     if extra:

@@ -49,6 +49,15 @@ class TrainingSettings(ServiceSettings):
     promote_max_calibration_error: float = Field(
         0.05, ge=0, description="Largest expected calibration error a champion may have"
     )
+    dask_scheduler: str = Field(
+        "",
+        description="Address of a Dask scheduler for `nba train --dask` (empty: start a "
+        "local cluster)",
+    )
+    dask_workers: int = Field(2, ge=1, description="Worker processes of the local Dask cluster")
+    dask_partitions: int = Field(
+        8, ge=1, description="Customer-hash partitions of the decision log for `--dask`"
+    )
     promote_max_slice_drop: float = Field(
         0.10, ge=0, description="Largest relative drop of any touchpoint's policy value"
     )

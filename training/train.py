@@ -88,25 +88,42 @@ def with_non_personalised_rows(
     return np.vstack([matrix, blank]), np.concatenate([labels, labels[picked]])
 
 
-def fit_candidates(
-    data: TrainingSet, split: TimeSplit, catalog: Catalog, settings: TrainingSettings
-) -> tuple[list[Candidate], np.ndarray]:
-    """Fit the binary model and the calibrated ranker on decisions that showed an action."""
+def fit_binary_candidate(
+    data: TrainingSet,
+    split: TimeSplit,
+    matrix: np.ndarray,
+    catalog: Catalog,
+    settings: TrainingSettings,
+) -> Candidate:
+    """Fit the binary model on decisions that showed an action (validation: early stopping)."""
     frame, spec = data.frame, data.spec
-    matrix = design_matrix(spec, frame, catalog)
     labels = frame["outcome"].to_numpy(dtype=np.float64)
     shown = (frame["action_id"] != catalog.no_action.id).to_numpy()
     train, valid = split.train & shown, split.valid & shown
     rng = np.random.default_rng(settings.seed)
-    rounds, seed = settings.num_boost_round, settings.seed
+    seed = settings.seed
     log.info("fitting the binary model on %d decisions (validation %d)", train.sum(), valid.sum())
     binary = fit_binary(
         spec,
         with_non_personalised_rows(matrix[train], labels[train], spec, rng),
         (matrix[valid], labels[valid]),
         seed,
-        rounds,
+        settings.num_boost_round,
     )
+    return Candidate("binary", binary, None, binary_params(seed))
+
+
+def fit_candidates(
+    data: TrainingSet, split: TimeSplit, catalog: Catalog, settings: TrainingSettings
+) -> tuple[list[Candidate], np.ndarray]:
+    """Fit the binary model and the calibrated ranker on decisions that showed an action."""
+    frame, spec = data.frame, data.spec
+    matrix = design_matrix(spec, frame, catalog)
+    binary = fit_binary_candidate(data, split, matrix, catalog, settings)
+    labels = frame["outcome"].to_numpy(dtype=np.float64)
+    shown = (frame["action_id"] != catalog.no_action.id).to_numpy()
+    train, valid = split.train & shown, split.valid & shown
+    rounds, seed = settings.num_boost_round, settings.seed
     log.info("fitting the LambdaRank ranker, grouped by customer, and its calibration map")
     groups = frame["customer_id"].astype(str)
     ranker = fit_ranker(
@@ -117,10 +134,7 @@ def fit_candidates(
         rounds,
     )
     calibration = fit_calibration(np.asarray(ranker.predict(matrix[valid])), labels[valid])
-    return [
-        Candidate("binary", binary, None, binary_params(seed)),
-        Candidate("ranker", ranker, calibration, ranker_params(seed)),
-    ], matrix
+    return [binary, Candidate("ranker", ranker, calibration, ranker_params(seed))], matrix
 
 
 def _current_champion(settings: TrainingSettings, spec: FeatureSpec) -> LoadedModel | None:
@@ -246,21 +260,33 @@ def headline(metrics: dict[str, float], winner: str) -> dict[str, float]:
     return chosen
 
 
-def train_and_register(settings: TrainingSettings, catalog: Catalog) -> TrainResult:
-    """Join, split, fit both families, evaluate, pick the winner by policy value, register it."""
+def train_and_register(
+    settings: TrainingSettings, catalog: Catalog, dask: bool = False
+) -> TrainResult:
+    """Join, split, fit both families, evaluate, pick the winner by policy value, register it.
+
+    With `dask`, the join and the binary family run in partitions on a Dask cluster
+    (`training.distributed`); evaluation and registration are the same.
+    """
     started = time.perf_counter()
-    data = build_training_set(settings, catalog)
-    split = time_split(data.frame, settings.holdout_fraction)
-    fit_started = time.perf_counter()
-    candidates, matrix = fit_candidates(data, split, catalog, settings)
-    fit_seconds = time.perf_counter() - fit_started
+    if dask:
+        from training.distributed import fit_distributed  # imports distributed only when asked
+
+        run = fit_distributed(settings, catalog)
+        data, split, matrix = run.data, run.split, run.matrix
+        candidates, fit_seconds = [run.candidate], run.fit_seconds
+    else:
+        data = build_training_set(settings, catalog)
+        split = time_split(data.frame, settings.holdout_fraction)
+        fit_started = time.perf_counter()
+        candidates, matrix = fit_candidates(data, split, catalog, settings)
+        fit_seconds = time.perf_counter() - fit_started
     champion = _current_champion(settings, data.spec)
     metrics, blocks = evaluate(data, split, matrix, catalog, candidates, champion, settings)
     winner = max(candidates, key=lambda c: metrics[f"policy/{c.family}/dr"])
     log.info(
-        "policy value (doubly robust): binary %.2f, ranker %.2f EUR per decision: %s wins",
-        metrics["policy/binary/dr"],
-        metrics["policy/ranker/dr"],
+        "policy value (doubly robust): %s EUR per decision: %s wins",
+        ", ".join(f"{c.family} {metrics[f'policy/{c.family}/dr']:.2f}" for c in candidates),
         winner.family,
     )
     metrics |= headline(metrics, winner.family)
