@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,6 +23,14 @@ from service.settings import ServiceSettings
 log = logging.getLogger(__name__)
 
 
+def freeze_startup_objects() -> None:
+    """Keep what start-up loaded (Feast registry, MLflow, models: ~430k objects) out of the
+    garbage collector's full collections, which otherwise traverse all of it and stop the
+    worker for about 0.3 s (measured on the demo world) whenever one runs under load."""
+    gc.collect()
+    gc.freeze()
+
+
 def create_app(settings: ServiceSettings) -> FastAPI:
     """Build the app; its lifespan loads catalog, features and model once, before serving."""
 
@@ -29,6 +38,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = build_runtime(settings)
         app.state.runtime = runtime
+        freeze_startup_objects()
         try:
             yield
         finally:

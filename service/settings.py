@@ -103,7 +103,7 @@ class ServiceSettings(BaseSettings):
         "with backoff (the answer falls back instead)",
     )
     max_in_flight: int = Field(
-        64,
+        128,
         ge=0,
         description="Requests in progress per worker above which new ones get 503 "
         "`overloaded` at once (load shedding); 0 turns it off",
