@@ -357,7 +357,9 @@ def _log_and_register(
         info = mlflow.lightgbm.log_model(
             winner.booster,
             name=MODEL_ARTIFACT,
-            signature=infer_signature(sample, winner.booster.predict(sample.to_numpy())),
+            signature=infer_signature(
+                sample, np.asarray(winner.booster.predict(sample.to_numpy()))
+            ),
             registered_model_name=settings.model_name,
             metadata=metadata,
             # Explicit requirements: MLflow's inference runs a subprocess that costs ~7 s.
