@@ -166,6 +166,41 @@ def capacity(costs: UnitCosts, volume: Volume) -> list[tuple[str, str, str]]:
     ]
 
 
+def unit_cost_rows(costs: UnitCosts) -> list[tuple[str, str, str]]:
+    """(unit cost, measured value, benchmark section) rows."""
+    return [
+        ("Redis memory per customer", f"{costs.redis_bytes_per_customer:,.0f} B", "materialise"),
+        (
+            "materialisation into Redis",
+            f"{costs.materialise_customers_per_s:,.0f} customers/s",
+            "materialise",
+        ),
+        ("decisions per API core", f"{costs.decisions_per_s_per_core:,.0f} /s", "http"),
+        ("PostgreSQL decision writes", f"{costs.postgres_decisions_per_s:,.0f} /s", "decision_log"),
+        ("PostgreSQL feedback writes", f"{costs.postgres_feedback_per_s:,.0f} /s", "decision_log"),
+        (
+            "PostgreSQL bytes per decision",
+            f"{costs.postgres_bytes_per_decision:,.0f} B",
+            "decision_log",
+        ),
+        (
+            "`nba train` per million decisions",
+            f"{costs.train_seconds_per_million:,.0f} s",
+            "training",
+        ),
+        (
+            "LightGBM fit per million decisions",
+            f"{costs.fit_seconds_per_million:,.1f} s",
+            "training",
+        ),
+        (
+            "training peak memory per million decisions",
+            f"{costs.train_peak_mb_per_million:,.0f} MB",
+            "training",
+        ),
+    ]
+
+
 def load_results(folder: Path) -> list[tuple[str, dict[str, Any]]]:
     """Every benchmark result in `folder`, newest first."""
     files = sorted(folder.glob("bench-*.json"), reverse=True)
@@ -195,6 +230,11 @@ def main(argv: list[str] | None = None) -> None:
         args.feedback_per_decision,
         args.training_decisions,
     )
+    print("| unit cost | measured | benchmark section |")
+    print("|---|---:|---|")
+    for name, value, section in unit_cost_rows(costs):
+        print(f"| {name} | {value} | {section} ({costs.sources[section]}) |")
+    print()
     print("| quantity | value | derived from |")
     print("|---|---:|---|")
     for quantity, value, how in capacity(costs, volume):

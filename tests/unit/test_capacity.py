@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.benchmarks.capacity import Volume, capacity, unit_costs
+from tests.benchmarks.capacity import Volume, capacity, unit_cost_rows, unit_costs
 
 MACHINE = {"cores": 2}
 
@@ -86,3 +86,11 @@ def test_the_model_scales_the_unit_costs() -> None:
 def test_a_missing_section_is_named() -> None:
     with pytest.raises(KeyError, match="training"):
         unit_costs([("new.json", _newer())])
+
+
+def test_the_unit_costs_are_listed_with_their_section() -> None:
+    costs = unit_costs([("new.json", _newer()), ("old.json", _older())])
+    rows = {name: (value, section) for name, value, section in unit_cost_rows(costs)}
+    assert rows["Redis memory per customer"] == ("500 B", "materialise")
+    assert rows["decisions per API core"] == ("250 /s", "http")
+    assert rows["`nba train` per million decisions"] == ("200 s", "training")
