@@ -40,7 +40,7 @@ from service.catalog import load_catalog
 from service.runtime import build_runtime
 from service.settings import DEFAULT_CATALOG, ServiceSettings
 from service.vocabulary import Touchpoint
-from tests.benchmarks.decision_log_bench import section_decision_log
+from tests.benchmarks.decision_log_bench import scratch_postgres, section_decision_log
 from tests.benchmarks.floor import measure_floor, measure_naive
 from tests.benchmarks.loadgen import Request, Sample, open_loop, open_loop_mixed
 from training.feature_store import apply_repo, materialize
@@ -205,7 +205,11 @@ def section_training(sizes: list[int], work: Path) -> list[dict[str, Any]]:
 
 @contextmanager
 def service_on(
-    online: str, catalog_path: Path, work: Path, tag: str | None = None
+    online: str,
+    catalog_path: Path,
+    work: Path,
+    tag: str | None = None,
+    decision_log_url: str | None = None,
 ) -> Iterator[str]:
     """The API (2 workers) on the demo world, with the SQLite or the Redis online store;
     its SQLite decision log and its output are named after `tag` (default: `online`)."""
@@ -228,6 +232,8 @@ def service_on(
             "NBA_FEATURE_REPO": str(repo),
             "NBA_FEATURE_STORE_YAML": str(repo / "feature_store_redis.yaml"),
         }
+    if decision_log_url:
+        env["NBA_DECISION_LOG_URL"] = decision_log_url
     with running_service(env, ROOT, work / f"service_{tag}.log") as url:
         yield url
 
@@ -510,19 +516,23 @@ def section_soak(
     seconds: int,
     rate: float,
     feedback_every: int,
+    decision_log: str = "sqlite",
 ) -> dict[str, Any]:
-    """The API as the http section starts it (2 workers, Redis online store, SQLite decision
-    log) under `rate` requests/s of decisions and feedback for `seconds`, open loop."""
+    """The API as the http section starts it (2 workers, Redis online store; the SQLite
+    decision log, or PostgreSQL on a fresh database) under `rate` requests/s of decisions
+    and feedback for `seconds`, open loop."""
     settings = {
         "seconds": seconds,
         "rate": rate,
         "feedback_every": feedback_every,
         "online_store": "redis",
-        "decision_log": "sqlite",
+        "decision_log": decision_log,
         "worker_processes": SOAK_WORKERS,
         "rss_interval_s": 10,
     }
-    with service_on("redis", catalog_path, work, tag="soak") as url:
+    with contextlib.ExitStack() as stack:
+        log_url = stack.enter_context(scratch_postgres()) if decision_log == "postgres" else None
+        url = stack.enter_context(service_on("redis", catalog_path, work, "soak", log_url))
         host, port = url.removeprefix("http://").split(":")
         open_loop(host, int(port), "/v1/decisions", _bodies(customers, True), 100, 3)  # warm-up
         traffic = SoakTraffic(customers, feedback_every)
@@ -803,6 +813,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--soak-feedback-every", type=int, default=5, help="soak: decisions per feedback event"
     )
+    parser.add_argument(
+        "--soak-log",
+        choices=["sqlite", "postgres"],
+        default="sqlite",
+        help="soak: decision log (postgres: a fresh database on the local server)",
+    )
     parser.add_argument("--out", default="bench-results", help="folder for JSON and markdown")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
@@ -832,6 +848,7 @@ def main(argv: list[str] | None = None) -> None:
                 args.soak_seconds,
                 args.soak_rate,
                 args.soak_feedback_every,
+                args.soak_log,
             )
         if "decision_log" in sections:
             results["decision_log"] = section_decision_log(
