@@ -78,9 +78,7 @@ def _run_threads(
     return time.perf_counter() - started, [x for part in latencies for x in part]
 
 
-def measure_log(
-    log: DecisionLog, decisions: int, threads: int, customers: int
-) -> tuple[dict[str, Any], list[str]]:
+def measure_log(log: DecisionLog, decisions: int, threads: int, customers: int) -> dict[str, Any]:
     """Decisions (session + history + append) and then feedback events, timed."""
     per_thread = decisions // threads
     ids: list[list[str]] = [[] for _ in range(threads)]
@@ -110,7 +108,7 @@ def measure_log(
         "feedback_per_s": round(written / feedback_wall, 1),
         "feedback_p50_ms": round(float(np.percentile(feedback_latencies, 50)), 2),
         "feedback_p99_ms": round(float(np.percentile(feedback_latencies, 99)), 2),
-    }, [x for part in ids for x in part]
+    }
 
 
 @contextmanager
@@ -125,37 +123,42 @@ def scratch_postgres() -> Iterator[str]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def _postgres_bytes(url: str) -> int:
+    with psycopg.connect(url) as connection:
+        size = connection.execute(
+            "SELECT pg_total_relation_size('decisions') + pg_total_relation_size('feedback')"
+        ).fetchone()
+    assert size is not None
+    return int(size[0])
+
+
 def section_decision_log(
     decisions: int, threads: int, work: Path, log: Callable[[str], None]
 ) -> list[dict[str, Any]]:
     """Write throughput of the SQLite and the PostgreSQL decision log, and bytes per
     decision stored."""
-    rows = []
     customers = max(decisions // 4, 1)  # a few decisions per customer, so history has rows
     path = work / "bench-log.db"
-    sqlite_log = SqliteDecisionLog(path)
-    try:
-        log(f"decision log: sqlite, {decisions:,} decisions on {threads} threads")
-        row, _ = measure_log(sqlite_log, decisions, threads, customers)
-    finally:
-        sqlite_log.close()
-    stored = sum(p.stat().st_size for p in work.glob("bench-log.db*"))
-    rows.append({"backend": "sqlite", **row, "bytes_per_decision": round(stored / decisions)})
+    rows = []
     with scratch_postgres() as url:
-        postgres_log = PostgresDecisionLog(url)
-        try:
-            log(f"decision log: postgres, {decisions:,} decisions on {threads} threads")
-            row, _ = measure_log(postgres_log, decisions, threads, customers)
-        finally:
-            postgres_log.close()
-        with psycopg.connect(url) as connection:
-            size = connection.execute(
-                "SELECT pg_total_relation_size('decisions') + pg_total_relation_size('feedback')"
-            ).fetchone()
-        assert size is not None
-        rows.append(
-            {"backend": "postgres", **row, "bytes_per_decision": round(size[0] / decisions)}
-        )
+        backends: list[tuple[str, Callable[[], DecisionLog], Callable[[], int]]] = [
+            (
+                "sqlite",
+                lambda: SqliteDecisionLog(path),
+                lambda: sum(p.stat().st_size for p in work.glob("bench-log.db*")),
+            ),
+            ("postgres", lambda: PostgresDecisionLog(url), lambda: _postgres_bytes(url)),
+        ]
+        for backend, open_log, stored_bytes in backends:
+            log(f"decision log: {backend}, {decisions:,} decisions on {threads} threads")
+            opened = open_log()
+            try:
+                row = measure_log(opened, decisions, threads, customers)
+            finally:
+                opened.close()
+            rows.append(
+                {"backend": backend, **row, "bytes_per_decision": round(stored_bytes() / decisions)}
+            )
     for r in rows:
         log(
             f"  {r['backend']}: {r['decisions_per_s']:,} decisions/s "
