@@ -13,7 +13,7 @@ import json
 import sqlite3
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, closing, contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
@@ -118,6 +118,8 @@ class DecisionLog(Protocol):
 
     def erase_customer(self, customer_id: str) -> int: ...
 
+    def void_decisions(self, decision_ids: Sequence[str]) -> int: ...
+
     def record_audit(self, entry: AuditEntry) -> None: ...
 
     def audit_frame(self) -> pd.DataFrame: ...
@@ -171,6 +173,13 @@ SHADOW_QUERY = (
     "JOIN decisions d USING (decision_id) ORDER BY d.created_at"
 )
 ERASE_DECISIONS = "UPDATE decisions SET customer_id = ? WHERE customer_id = ?"
+# A decision whose commit was in doubt was answered as unlogged under another ID, so no
+# feedback can name it; the feedback guard only makes sure nothing acknowledged goes.
+VOID_SHADOW = "DELETE FROM shadow_decisions WHERE decision_id = ?"
+VOID_DECISION = (
+    "DELETE FROM decisions WHERE decision_id = ? "
+    "AND NOT EXISTS (SELECT 1 FROM feedback f WHERE f.decision_id = decisions.decision_id)"
+)
 INSERT_AUDIT = (
     "INSERT INTO admin_audit (at, caller, action, request_id, outcome, subject) "
     "VALUES (?, ?, ?, ?, ?, ?)"
@@ -373,6 +382,22 @@ class SqliteDecisionLog:
                 raise DecisionLogError(f"decision log erasure failed: {exc}") from exc
         self._checkpoint()
         return int(changed)
+
+    def void_decisions(self, decision_ids: Sequence[str]) -> int:
+        """Delete decisions that were never answered as logged (their commit was in doubt);
+        the number deleted."""
+        with self._decision_lock:
+            connection = self._decisions
+            try:
+                connection.execute("BEGIN IMMEDIATE")
+                connection.executemany(VOID_SHADOW, [(i,) for i in decision_ids])
+                deleted = connection.executemany(VOID_DECISION, [(i,) for i in decision_ids])
+                connection.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                raise DecisionLogError(f"voiding decisions failed: {exc}") from exc
+        return int(deleted.rowcount)
 
     def _checkpoint(self) -> None:
         """Copy the write-ahead log into the database and truncate it. Best effort on a

@@ -7,7 +7,7 @@ machines; feedback commits with the server's synchronous commit before the API a
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import pandas as pd
@@ -19,6 +19,8 @@ from service.decision_log import (
     ERASE_DECISIONS,
     INSERT_AUDIT,
     SHADOW_QUERY,
+    VOID_DECISION,
+    VOID_SHADOW,
     AuditEntry,
     CustomerSession,
     Outcome,
@@ -191,6 +193,19 @@ class PostgresDecisionLog:
                 return cursor.rowcount
         except psycopg.Error as exc:
             raise DecisionLogError(f"decision log erasure failed: {exc}") from exc
+
+    def void_decisions(self, decision_ids: Sequence[str]) -> int:
+        """Delete decisions that were never answered as logged (their commit was in doubt);
+        the number deleted."""
+        try:
+            with self._pool.connection() as connection, connection.transaction():
+                cursor = connection.cursor()
+                params = [(i,) for i in decision_ids]
+                cursor.executemany(VOID_SHADOW.replace("?", "%s"), params)
+                cursor.executemany(VOID_DECISION.replace("?", "%s"), params)
+                return cursor.rowcount  # psycopg sums it over executemany
+        except psycopg.Error as exc:
+            raise DecisionLogError(f"voiding decisions failed: {exc}") from exc
 
     def record_audit(self, entry: AuditEntry) -> None:
         """Append an admin action to `admin_audit`."""

@@ -224,6 +224,9 @@ class DecisionEngine:
                     )
             logged = record
         except DecisionLogError:
+            # a failed commit may still have landed (see GuardedDecisionLog): the unlogged
+            # answer never carries the ID of a record that may exist
+            decision_id = str(uuid.uuid4())
             del dropped[before_policy:]  # the log failed after the caps were checked
             outcome = self._without_history(version, scored, dropped)
             logged = False

@@ -134,6 +134,26 @@ def test_shadow_choices_are_kept_beside_the_served_ones(opener: Opener) -> None:
     assert frame[columns].values.tolist() == [["1", "card", "2", "loan"]]
 
 
+def test_voiding_deletes_decisions_and_their_shadows_but_never_one_with_feedback(
+    opener: Opener,
+) -> None:
+    log = opener()
+    shadow = ShadowRecord("2", "loan", (LoggedCandidate("loan", 0.3, 2.0),))
+    in_doubt = dataclasses.replace(record("c", "card", 100.0), shadow=shadow)
+    answered = record("c", "card", 101.0)
+    kept = record("c", "loan", 102.0)
+    with log.customer_session("c") as session:
+        for decision in (in_doubt, answered, kept):
+            session.append(decision)
+    log.record_feedback(answered.decision_id, "card", Outcome.IMPRESSION, 103.0)
+    voided = log.void_decisions([in_doubt.decision_id, answered.decision_id, "unknown"])
+    assert voided == 1
+    assert sorted(log.decisions_frame()["decision_id"]) == sorted(
+        [answered.decision_id, kept.decision_id]
+    )
+    assert len(log.shadow_frame()) == 0
+
+
 def test_a_failed_session_writes_nothing(opener: Opener) -> None:
     log = opener()
     with pytest.raises(RuntimeError), log.customer_session("c") as session:

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 
 import pytest
 
+from service.breaker import CircuitBreaker
 from service.catalog import Catalog, ConsentPurpose
 from service.decision_log import CustomerSession, DecisionLog, Outcome
 from service.engine import (
@@ -18,6 +19,7 @@ from service.engine import (
     UNKNOWN_CUSTOMER_NOTICE,
 )
 from service.errors import DecisionLogError, FeatureStoreError
+from service.log_guard import GuardedDecisionLog
 from service.rules import Rule
 from service.vocabulary import ActionType, Touchpoint
 from tests.unit.engine_kit import CALM_CUSTOMER, make_kit
@@ -298,3 +300,34 @@ def test_a_failed_decision_write_drops_each_candidate_once(catalog, model, tmp_p
     ids = [d.action_id for d in decision.dropped]
     assert len(ids) == len(set(ids))
     assert len(kit.log.decisions_frame()) == 6
+
+
+class CommitAnswerLostLog(DownLog):
+    """The commit lands, but its answer is lost (the connection died after the COMMIT)."""
+
+    @contextmanager
+    def customer_session(self, customer_id: str) -> Iterator[CustomerSession]:
+        with self.inner.customer_session(customer_id) as session:
+            yield session
+        if self.down:
+            raise DecisionLogError("decision log write failed: server closed the connection")
+
+
+def test_a_commit_in_doubt_is_answered_under_another_id_and_voided_when_the_log_is_back(
+    catalog, model, tmp_path
+) -> None:
+    kit = make_kit(catalog, model, tmp_path / "log.db", {"c": CALM_CUSTOMER})
+    lossy = CommitAnswerLostLog(kit.log)
+    guarded = GuardedDecisionLog(lossy, CircuitBreaker("decision_log", DecisionLogError, 0.0))
+    kit.engine.decision_log = guarded
+    decision = kit.engine.decide("c", Touchpoint.WEB)
+    assert not decision.logged and decision.degraded == ("decision_log",)
+    in_doubt = list(kit.log.decisions_frame()["decision_id"])
+    assert len(in_doubt) == 1 and decision.decision_id not in in_doubt  # it did land
+    assert guarded.in_doubt == 1
+
+    lossy.down = False
+    again = kit.engine.decide("c", Touchpoint.WEB)
+    assert again.logged
+    assert list(kit.log.decisions_frame()["decision_id"]) == [again.decision_id]
+    assert guarded.in_doubt == 0
