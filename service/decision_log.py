@@ -23,6 +23,7 @@ from typing import Any, Protocol
 import pandas as pd
 
 from service.errors import ActionNotInDecisionError, DecisionLogError, UnknownDecisionError
+from service.file_lock import FileLock, FileLockTimeout
 
 
 class Outcome(StrEnum):
@@ -269,7 +270,12 @@ def _candidates_json(candidates: tuple[LoggedCandidate, ...]) -> str:
 class SqliteDecisionLog:
     """SQLite in WAL mode. Decisions commit with synchronous=NORMAL (they survive a process
     crash); feedback commits with synchronous=FULL (it survives a power cut) before the API
-    acknowledges it. `BEGIN IMMEDIATE` serialises customer sessions across processes too."""
+    acknowledges it. `BEGIN IMMEDIATE` serialises customer sessions across processes too.
+
+    Each connection writes under a thread lock and then a file lock beside the database
+    (`<path>.lock`, see `service.file_lock`), so writers of several processes hand over to
+    each other at once instead of at the pace of SQLite's busy-handler sleeps.
+    """
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -279,6 +285,9 @@ class SqliteDecisionLog:
         self._decisions.executescript(SCHEMA)
         self._decision_lock = threading.Lock()
         self._feedback_lock = threading.Lock()
+        lock_path = path.with_name(path.name + ".lock")
+        self._decision_writer = FileLock(lock_path)
+        self._feedback_writer = FileLock(lock_path)
 
     @staticmethod
     def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
@@ -293,10 +302,20 @@ class SqliteDecisionLog:
             raise DecisionLogError(f"cannot open decision log {path}: {exc}") from exc
         return connection
 
+    @staticmethod
+    @contextmanager
+    def _writing(writer: FileLock) -> Iterator[None]:
+        """Hold a connection's file lock (its thread lock already held)."""
+        try:
+            with writer.held():
+                yield
+        except FileLockTimeout as exc:
+            raise DecisionLogError(f"decision log unavailable: {exc}") from exc
+
     @contextmanager
     def customer_session(self, customer_id: str) -> Iterator[CustomerSession]:
         """Read history and append one decision atomically for this customer."""
-        with self._decision_lock:
+        with self._decision_lock, self._writing(self._decision_writer):
             connection = self._decisions
             try:
                 connection.execute("BEGIN IMMEDIATE")
@@ -333,10 +352,11 @@ class SqliteDecisionLog:
                     f"action '{action_id}' was not a candidate of decision {decision_id}"
                 )
             try:
-                cursor = connection.execute(
-                    "INSERT OR IGNORE INTO feedback VALUES (?, ?, ?, ?)",
-                    (decision_id, action_id, outcome.value, at),
-                )
+                with self._writing(self._feedback_writer):
+                    cursor = connection.execute(
+                        "INSERT OR IGNORE INTO feedback VALUES (?, ?, ?, ?)",
+                        (decision_id, action_id, outcome.value, at),
+                    )
             except sqlite3.Error as exc:
                 raise DecisionLogError(f"feedback write failed: {exc}") from exc
             return cursor.rowcount == 1
@@ -369,7 +389,7 @@ class SqliteDecisionLog:
         write-ahead log, which may still hold earlier copies of the pages.
         """
         pseudonym = erased_pseudonym()
-        with self._decision_lock:
+        with self._decision_lock, self._writing(self._decision_writer):
             connection = self._decisions
             try:
                 connection.execute("PRAGMA secure_delete=ON")
@@ -386,7 +406,7 @@ class SqliteDecisionLog:
     def void_decisions(self, decision_ids: Sequence[str]) -> int:
         """Delete decisions that were never answered as logged (their commit was in doubt);
         the number deleted."""
-        with self._decision_lock:
+        with self._decision_lock, self._writing(self._decision_writer):
             connection = self._decisions
             try:
                 connection.execute("BEGIN IMMEDIATE")
@@ -411,7 +431,7 @@ class SqliteDecisionLog:
 
     def record_audit(self, entry: AuditEntry) -> None:
         """Append an admin action to `admin_audit`, durably (synchronous=FULL)."""
-        with self._feedback_lock:
+        with self._feedback_lock, self._writing(self._feedback_writer):
             try:
                 self._feedback.execute(INSERT_AUDIT, audit_values(entry))
             except sqlite3.Error as exc:
@@ -423,6 +443,8 @@ class SqliteDecisionLog:
             return pd.read_sql_query(AUDIT_QUERY, self._feedback)
 
     def close(self) -> None:
-        """Close both connections."""
+        """Close both connections and their lock files."""
         self._decisions.close()
         self._feedback.close()
+        self._decision_writer.close()
+        self._feedback_writer.close()
