@@ -21,6 +21,7 @@ from service.breaker import CircuitBreaker
 from service.errors import FeatureStoreError
 from service.metrics import FEATURE_READ_SECONDS
 from service.online_erasure import erase_entity
+from service.redis_features import redis_hash_reader
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,8 @@ def feature_service_columns(store: FeatureStore, service_name: str) -> list[str]
 
 
 class OnlineFeatures:
-    """Reads everything the engine needs about one customer in one `get_online_features` call.
+    """Reads everything the engine needs about one customer in one call: one HMGET of
+    Feast's Redis hash on Redis (`service.redis_features`), `get_online_features` elsewhere.
 
     `service_names` are Feast feature services (the model's features, then the consent flags);
     their features are read together, by reference, in a single call. A customer is unknown
@@ -117,6 +119,13 @@ class OnlineFeatures:
                     self.views[field.name] = projection.name
                     if position == 0:
                         self._known_by.append(field.name)
+        # on Redis, one HMGET instead of get_online_features (service/redis_features.py)
+        self._direct = redis_hash_reader(self._store, [(self.views[c], c) for c in self.columns])
+
+    @property
+    def direct(self) -> bool:
+        """Reads go straight to Feast's Redis hash instead of through `get_online_features`."""
+        return self._direct is not None
 
     def read(self, customer_id: str) -> dict[str, Any] | None:
         """The customer's feature values, or None when the store knows no such customer.
@@ -126,16 +135,19 @@ class OnlineFeatures:
         self.breaker.check()
         started = time.perf_counter()
         try:
-            response = self._store.get_online_features(
-                features=self._refs, entity_rows=[{"customer_id": customer_id}]
-            ).to_dict()
+            if self._direct is not None:
+                values = dict(zip(self.columns, self._direct.read(customer_id), strict=True))
+            else:
+                response = self._store.get_online_features(
+                    features=self._refs, entity_rows=[{"customer_id": customer_id}]
+                ).to_dict()
+                values = {name: response[name][0] for name in self.columns}
         except Exception as exc:
             reason = f"online feature read failed: {type(exc).__name__}: {exc}"
             self.breaker.failure(reason)
             raise FeatureStoreError(reason) from exc
         self.breaker.success()
         FEATURE_READ_SECONDS.observe(time.perf_counter() - started)
-        values = {name: response[name][0] for name in self.columns}
         if all(values[name] is None for name in self._known_by):
             return None  # consent written for an unknown ID does not make the customer known
         return values

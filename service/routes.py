@@ -6,6 +6,7 @@ import time
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from service.auth import scoped
 from service.engine import UNKNOWN_CUSTOMER_NOTICE, DecisionEngine
@@ -66,7 +67,7 @@ router = APIRouter()
     tags=["decisions"],
     summary="Next best action for one customer at one touchpoint",
 )
-def create_decision(body: DecisionRequest, engine: EngineDep) -> DecisionResponse:
+async def create_decision(body: DecisionRequest, engine: EngineDep) -> Response:
     """Apply consent, eligibility and contact rules, score the remaining actions, and return
     the one of highest expected value (or `no_action`), with reasons.
 
@@ -76,6 +77,13 @@ def create_decision(body: DecisionRequest, engine: EngineDep) -> DecisionRespons
     shows no marketing; while the decision log is down it is `no_action` (contact caps
     cannot be checked) and not logged; `degraded` names what was down.
     """
+    # One hop to the thread pool for the blocking reads and the log write, the JSON made
+    # there too: a plain `def` route would hop a second time for FastAPI's re-validation of
+    # a response that the model's own constructor has already validated.
+    return await run_in_threadpool(_decide, engine, body)
+
+
+def _decide(engine: DecisionEngine, body: DecisionRequest) -> Response:
     decision = engine.decide(body.customer_id, body.touchpoint, with_reasons=body.reasons)
     DECISIONS.labels(body.touchpoint.value, decision.chosen.action.id, decision.role.value).inc()
     for dependency in decision.degraded:
@@ -83,7 +91,8 @@ def create_decision(body: DecisionRequest, engine: EngineDep) -> DecisionRespons
     if not decision.personalised and not decision.degraded:
         unknown = UNKNOWN_CUSTOMER_NOTICE in decision.notices
         FALLBACKS.labels("unknown_customer" if unknown else "no_profiling").inc()
-    return DecisionResponse.of(decision, explain=body.explain)
+    answer = DecisionResponse.of(decision, explain=body.explain)
+    return Response(answer.model_dump_json(), media_type="application/json")
 
 
 @router.post(

@@ -51,6 +51,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TOUCHPOINT = Touchpoint.CALL_CENTER
 CANDIDATES = 25
 REDIS_DB = 13  # a database index kept for the benchmarks
+ONLINE_STORES = ("sqlite", "redis")
 AS_OF = datetime(2026, 10, 1, tzinfo=UTC)
 
 
@@ -139,7 +140,7 @@ def section_materialise(sizes: list[int], work: Path) -> list[dict[str, Any]]:
         log(f"simulating {n:,} customers for materialisation")
         config = SimulationConfig(n_customers=n, n_decisions=1000, as_of=AS_OF, seed=7)
         write_world(simulate(config, catalog), repo / "data", folder / "data")
-        for online in ("sqlite", "redis"):
+        for online in ONLINE_STORES:
             rows.append(materialise(repo, online, n))
         shutil.rmtree(folder)
     return rows
@@ -203,6 +204,17 @@ def section_training(sizes: list[int], work: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def redis_world(work: Path) -> tuple[Path, Path]:
+    """A copy of the demo feature repo materialised into Redis (db 13) once per run: the
+    repo and its Redis store configuration."""
+    repo = work / "redis_repo" / "feature_repo"
+    if not repo.exists():
+        copy_repo(ROOT / "feature_repo", repo)
+        customers = len(pd.read_parquet(repo / "data" / "customer_profile.parquet"))
+        materialise(repo, "redis", customers, end=datetime.now(UTC))
+    return repo, repo / "feature_store_redis.yaml"
+
+
 @contextmanager
 def service_on(
     online: str,
@@ -223,15 +235,8 @@ def service_on(
         "NBA_CATALOG_RELOAD_SECONDS": "0",
     }
     if online == "redis":
-        repo = work / "redis_repo" / "feature_repo"
-        if not repo.exists():
-            copy_repo(ROOT / "feature_repo", repo)
-            customers = len(pd.read_parquet(repo / "data" / "customer_profile.parquet"))
-            materialise(repo, "redis", customers, end=datetime.now(UTC))
-        env |= {
-            "NBA_FEATURE_REPO": str(repo),
-            "NBA_FEATURE_STORE_YAML": str(repo / "feature_store_redis.yaml"),
-        }
+        repo, yaml_file = redis_world(work)
+        env |= {"NBA_FEATURE_REPO": str(repo), "NBA_FEATURE_STORE_YAML": str(yaml_file)}
     if decision_log_url:
         env["NBA_DECISION_LOG_URL"] = decision_log_url
     with running_service(env, ROOT, work / f"service_{tag}.log") as url:
@@ -310,7 +315,7 @@ def section_http(
     customers: list[str], catalog_path: Path, work: Path, seconds: int, rates: list[int]
 ) -> list[dict[str, Any]]:
     rows = []
-    for online in ("sqlite", "redis"):
+    for online in ONLINE_STORES:
         with service_on(online, catalog_path, work) as url:
             host, port = url.removeprefix("http://").split(":")
             for reasons in (True, False):
@@ -556,19 +561,28 @@ def section_soak(
 def section_floor(
     customers: list[str], catalog_path: Path, work: Path, decisions: int
 ) -> dict[str, Any]:
-    settings = ServiceSettings(
-        catalog_path=catalog_path,
-        decision_log_path=work / "floor_log.db",
-        catalog_reload_seconds=0,
-        model_poll_seconds=0,
-    )
-    runtime = build_runtime(settings)
-    try:
-        log(f"in-process floor, {decisions} decisions")
-        floor = measure_floor(runtime, customers, TOUCHPOINT, decisions)
-        naive = measure_naive(runtime, customers, TOUCHPOINT, min(decisions, 500))
-    finally:
-        runtime.close()
+    """The in-process floor and the naive stack on each online store."""
+    floor: dict[str, Any] = {}
+    naive: dict[str, Any] = {}
+    for online in ONLINE_STORES:
+        settings = ServiceSettings(
+            catalog_path=catalog_path,
+            decision_log_path=work / f"floor_log_{online}.db",
+            catalog_reload_seconds=0,
+            model_poll_seconds=0,
+        )
+        if online == "redis":
+            repo, yaml_file = redis_world(work)
+            settings = settings.model_copy(
+                update={"feature_repo": repo, "feature_store_yaml": yaml_file}
+            )
+        runtime = build_runtime(settings)
+        try:
+            log(f"in-process floor on the {online} online store, {decisions} decisions")
+            floor[online] = measure_floor(runtime, customers, TOUCHPOINT, decisions)
+            naive[online] = measure_naive(runtime, customers, TOUCHPOINT, min(decisions, 500))
+        finally:
+            runtime.close()
     return {"floor": floor, "naive": naive}
 
 
@@ -679,13 +693,22 @@ def markdown(results: dict[str, Any]) -> str:
         "",
     ]
     if "floor" in results:
+        stores = list(results["floor"])
         lines += table(
-            f"In-process, {CANDIDATES} candidates at {TOUCHPOINT.value} (SQLite online store):",
-            ["step", "p50 us", "p95 us", "p99 us"],
+            f"In-process, {CANDIDATES} candidates at {TOUCHPOINT.value}, per online store "
+            "(microseconds):",
+            ["step", *(f"{store} p{q}" for store in stores for q in (50, 95, 99))],
             [
-                [name, f"{v['p50_us']:.0f}", f"{v['p95_us']:.0f}", f"{v['p99_us']:.0f}"]
+                [
+                    name,
+                    *(
+                        f"{results[part][store][name][f'p{q}_us']:.0f}"
+                        for store in stores
+                        for q in (50, 95, 99)
+                    ),
+                ]
                 for part in ("floor", "naive")
-                for name, v in results[part].items()
+                for name in results[part][stores[0]]
             ],
         )
     if results.get("http"):

@@ -1,4 +1,5 @@
-"""Customer erasure in both online stores we ship: SQLite and the real local Redis (db 15)."""
+"""Online reads and customer erasure in both online stores we ship: SQLite and the real local
+Redis (db 15)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import redis
 from feast import Entity, FeatureService, FeatureStore, FeatureView
 
 from service.feature_client import OnlineFeatures
+from service.redis_features import redis_hash_reader
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.integration
@@ -143,3 +145,40 @@ def test_erasure_of_a_customer_with_consent_only_clears_that_view(
     )
     assert online.erase(customer) == ["customer_consent"]
     assert online.erase(customer) == []
+
+
+def test_reads_return_what_feast_returns_for_full_partial_and_unknown_customers(
+    features: tuple[str, OnlineFeatures, Path],
+) -> None:
+    """On Redis the service reads Feast's hash directly (`service.redis_features`): every
+    value must equal `get_online_features`'s, type included, missing ones too."""
+    backend, online, repo = features
+    assert online.direct == (backend == "redis")
+    store = FeatureStore(repo_path=str(repo))
+    now = datetime.now(UTC)
+    for position, view in enumerate(VIEWS):
+        fields = store.get_feature_view(view).features
+        values = {
+            f.name: (i + 0.1 * position if f.dtype.to_value_type().name == "FLOAT" else i)
+            for i, f in enumerate(fields, start=3)
+        }
+        online.write(view, "full-0c11", values, now)
+    consent = {f.name: 1 for f in store.get_feature_view("customer_consent").features}
+    online.write("customer_consent", "partial-77e2", consent, now)  # one view of three
+    pairs = [(online.views[c], c) for c in online.columns]
+    reader = redis_hash_reader(store, pairs)
+    assert (reader is not None) == (backend == "redis")
+    for customer in ("full-0c11", "partial-77e2", "unknown-3b9d"):
+        response = store.get_online_features(
+            features=[f"{v}:{c}" for v, c in pairs], entity_rows=[{"customer_id": customer}]
+        ).to_dict()
+        expected = [response[c][0] for c in online.columns]
+        if reader is not None:
+            direct = reader.read(customer)
+            assert direct == expected
+            assert [type(v) for v in direct] == [type(v) for v in expected]
+        if customer == "full-0c11":
+            assert online.read(customer) == dict(zip(online.columns, expected, strict=True))
+            assert None not in expected
+        else:
+            assert online.read(customer) is None  # no model feature: unknown to the service
