@@ -23,7 +23,7 @@ from service.errors import DecisionLogError
 
 logger = logging.getLogger(__name__)
 
-MAX_IN_DOUBT = 10_000  # decisions remembered for voiding; beyond it the oldest stay
+MAX_IN_DOUBT = 10_000  # decisions remembered for voiding; any beyond stay in the log
 
 
 class _RecordingSession:
