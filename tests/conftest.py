@@ -99,15 +99,20 @@ def run_cli_failing(args: list[str], env: dict[str, str], cwd: Path) -> str:
     return result.stdout + result.stderr
 
 
+def copy_feature_repo(root: Path) -> Path:
+    """The project's Feast definitions copied to `root/feature_repo`, without generated data."""
+    target = root / "feature_repo"
+    shutil.copytree(
+        ROOT / "feature_repo", target, ignore=shutil.ignore_patterns("data", "__pycache__")
+    )
+    return target
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """`nba demo` run twice on a copy of the feature repo: the same commands as `make demo`."""
     root = tmp_path_factory.mktemp("stack")
-    shutil.copytree(
-        ROOT / "feature_repo",
-        root / "feature_repo",
-        ignore=shutil.ignore_patterns("data", "__pycache__"),
-    )
+    copy_feature_repo(root)
     env = stack_env(root)
     outputs = tuple(run_cli(["demo"], env, root) for _ in range(2))
     yield Stack(root=root, env=env, demo_outputs=outputs)

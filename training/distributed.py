@@ -49,7 +49,7 @@ from training.dataset import (
     join_features,
     time_split,
 )
-from training.models import binary_params
+from training.models import EARLY_STOPPING_ROUNDS, binary_params
 from training.settings import TrainingSettings
 from training.train import (
     Candidate,
@@ -61,7 +61,6 @@ from training.train import (
 log = logging.getLogger(__name__)
 
 TRAIN, VALID, HOLDOUT = 0, 1, 2
-EARLY_STOPPING_ROUNDS = 30  # as `fit_binary`
 Featurised = tuple[TrainingSet, np.ndarray]
 Rows = tuple[np.ndarray, np.ndarray]
 
@@ -74,8 +73,6 @@ class DistributedRun:
     split: TimeSplit
     matrix: np.ndarray
     candidate: Candidate
-    partitions: int
-    join_seconds: float
     fit_seconds: float
 
 
@@ -221,7 +218,6 @@ def _gather_set(client: Client, futures: list[Future[Any]]) -> tuple[TrainingSet
 
 def fit_on_cluster(client: Client, settings: TrainingSettings, catalog: Catalog) -> DistributedRun:
     """Join in partitions on the workers, fit the binary family with `lightgbm.dask`."""
-    started = time.perf_counter()
     worker_settings = settings.model_copy(
         update={
             "feature_repo": settings.feature_repo.resolve(),
@@ -242,7 +238,6 @@ def fit_on_cluster(client: Client, settings: TrainingSettings, catalog: Catalog)
         workers,
     )
     featurised = _join(client, worker_settings, catalog, parts)
-    join_seconds = time.perf_counter() - started
 
     fit_started = time.perf_counter()
     spec: FeatureSpec = client.submit(lambda f: f[0].spec, featurised[0]).result()
@@ -287,7 +282,7 @@ def fit_on_cluster(client: Client, settings: TrainingSettings, catalog: Catalog)
     candidate = Candidate(
         "binary", booster, None, {**params, "tree_learner": "data", "dask_workers": workers}
     )
-    return DistributedRun(data, split, matrix, candidate, len(parts), join_seconds, fit_seconds)
+    return DistributedRun(data, split, matrix, candidate, fit_seconds)
 
 
 def fit_distributed(settings: TrainingSettings, catalog: Catalog) -> DistributedRun:

@@ -16,6 +16,8 @@ from sklearn.isotonic import IsotonicRegression
 from service.calibration import Calibration
 from service.features import FeatureSpec
 
+EARLY_STOPPING_ROUNDS = 30  # rounds without a better validation loss before a fit stops
+
 
 def binary_params(seed: int) -> dict[str, object]:
     """Binary objective without class re-weighting, so scores stay calibrated propensities."""
@@ -70,7 +72,7 @@ def fit_binary(
         train_set,
         num_boost_round=rounds,
         valid_sets=[valid_set],
-        callbacks=[lgb.early_stopping(30, verbose=False)],
+        callbacks=[lgb.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)],
     )
 
 
@@ -111,7 +113,7 @@ def fit_ranker(
         train_set,
         num_boost_round=rounds,
         valid_sets=[valid_set],
-        callbacks=[lgb.early_stopping(30, verbose=False)],
+        callbacks=[lgb.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)],
     )
 
 

@@ -7,7 +7,6 @@ Feast's offline store.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ from distributed import Client
 from mlflow.tracking import MlflowClient
 
 from service.catalog import Catalog
-from tests.conftest import ROOT, run_cli, stack_env
+from tests.conftest import copy_feature_repo, run_cli, stack_env
 from training.distributed import compare_with_single_machine, dask_client
 from training.feature_store import apply_repo
 from training.settings import TrainingSettings
@@ -34,11 +33,7 @@ class World:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     root = tmp_path_factory.mktemp("dask-world")
-    shutil.copytree(
-        ROOT / "feature_repo",
-        root / "feature_repo",
-        ignore=shutil.ignore_patterns("data", "__pycache__"),
-    )
+    copy_feature_repo(root)
     env = stack_env(root)
     run_cli(["simulate"], env, root)
     apply_repo(root / "feature_repo")

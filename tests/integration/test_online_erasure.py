@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
 import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -18,7 +17,7 @@ from feast import Entity, FeatureService, FeatureStore, FeatureView
 
 from service.feature_client import OnlineFeatures
 from service.redis_features import redis_hash_reader
-from tests.conftest import ROOT
+from tests.conftest import copy_feature_repo
 
 pytestmark = pytest.mark.integration
 
@@ -71,10 +70,7 @@ def features(
 ) -> Iterator[tuple[str, OnlineFeatures, Path]]:
     backend = str(request.param)
     client = _redis() if backend == "redis" else None
-    repo = tmp_path_factory.mktemp(backend) / "feature_repo"
-    shutil.copytree(
-        ROOT / "feature_repo", repo, ignore=shutil.ignore_patterns("data", "__pycache__")
-    )
+    repo = copy_feature_repo(tmp_path_factory.mktemp(backend))
     (repo / "feature_store.yaml").write_text(STORE_YAML.format(online=ONLINE[backend]))
     _apply(repo)
     yield backend, OnlineFeatures(repo, SERVICES), repo
