@@ -24,7 +24,6 @@ Select it in `feature_store.yaml` with
 does).
 """
 
-
 from __future__ import annotations
 
 import logging
