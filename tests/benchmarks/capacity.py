@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+BULK_ENGINE_LABEL = "bulk Redis writer"  # the "engine" of materialise rows of the bulk engine
+
 SECONDS_PER_DAY = 86_400
 
 
@@ -57,7 +59,8 @@ def unit_costs(results: list[tuple[str, dict[str, Any]]]) -> UnitCosts:
     sources["materialise"] = name
     redis_rows = [r for r in materialise if r["online_store"] == "redis"]
     # The production profile's engine; results from before it existed have no "engine".
-    redis_rows = [r for r in redis_rows if r.get("engine") == "bulk Redis writer"] or redis_rows
+    bulk = [r for r in redis_rows if r.get("engine") == BULK_ENGINE_LABEL]
+    redis_rows = bulk or redis_rows
     redis = _largest(redis_rows, "customers")
     name, http = newest("http")
     sources["http"] = name

@@ -21,6 +21,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from tests.integration.servers import REDIS_HOST, REDIS_PORT, flushed_redis
 from training import redis_engine
 from training.redis_engine import (
+    ENGINE_TYPE,
     latest_row_per_entity,
     string_key_layout,
     timestamp_protos,
@@ -30,7 +31,6 @@ from training.redis_engine import (
 pytestmark = pytest.mark.integration
 
 FEAST_DB, OURS_DB = 8, 9  # database indexes kept for this test
-ENGINE = "training.redis_engine.RedisHashComputeEngine"
 END = datetime(2026, 10, 1, tzinfo=UTC)
 CUSTOMERS = 3_000
 CHUNK_ROWS = 1_000  # the engine writes in chunks of this many rows here
@@ -143,7 +143,7 @@ def stores(
     with flushed_redis(FEAST_DB) as feast_client, flushed_redis(OURS_DB) as ours_client:
         yield (
             _store(tmp_path / "feast", FEAST_DB, None, ttl),
-            _store(tmp_path / "ours", OURS_DB, ENGINE, ttl),
+            _store(tmp_path / "ours", OURS_DB, ENGINE_TYPE, ttl),
             feast_client,
             ours_client,
         )
@@ -194,7 +194,7 @@ def test_a_failed_redis_command_fails_the_materialisation_and_leaves_a_usable_po
     customer = b"cust-000042"
     bad_key = head + len(customer).to_bytes(4, "little") + customer + tail
     with flushed_redis(OURS_DB) as client:
-        store = _store(tmp_path / "ours", OURS_DB, ENGINE, None, skip_dedup)
+        store = _store(tmp_path / "ours", OURS_DB, ENGINE_TYPE, None, skip_dedup)
         client.set(bad_key, b"not a hash")  # HGET and HSET on it answer WRONGTYPE
         with pytest.raises(redis.ResponseError, match=r"1 of \d+ Redis commands failed: WRONGTYPE"):
             store.materialize(start_date=END - timedelta(days=400), end_date=END)
