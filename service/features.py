@@ -50,9 +50,10 @@ class FeatureSpec:
         """Inputs LightGBM must treat as categories."""
         return list(CONTEXT_FEATURES)
 
-    def code(self, feature: str, value: str) -> float:
-        """Category code of a value; NaN (LightGBM's 'missing') for values the model never saw."""
-        return self._codes[feature].get(value, math.nan)
+    def codes(self, feature: str, values: Sequence[str]) -> np.ndarray:
+        """Category codes of the values; NaN (LightGBM's 'missing') for values never seen."""
+        table = self._codes[feature]
+        return np.fromiter((table.get(v, math.nan) for v in values), np.float64, len(values))
 
     def to_dict(self) -> dict[str, list[str]]:
         """JSON-ready form, stored with the model."""
@@ -112,7 +113,7 @@ def featurize(
         raise ValueError(f"customers must be (1, {k}) or ({n}, {k}), got {customers.shape}")
     matrix = np.empty((n, k + len(CONTEXT_FEATURES)), dtype=np.float64)
     matrix[:, :k] = customers
-    matrix[:, k] = [spec.code(ACTION_FEATURE, a) for a in action_ids]
-    matrix[:, k + 1] = [spec.code(ACTION_TYPE_FEATURE, t) for t in action_types]
-    matrix[:, k + 2] = [spec.code(TOUCHPOINT_FEATURE, t) for t in touchpoints]
+    matrix[:, k] = spec.codes(ACTION_FEATURE, action_ids)
+    matrix[:, k + 1] = spec.codes(ACTION_TYPE_FEATURE, action_types)
+    matrix[:, k + 2] = spec.codes(TOUCHPOINT_FEATURE, touchpoints)
     return matrix

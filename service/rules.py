@@ -6,12 +6,16 @@ answer "why not X". Conditions are data (feature, operator, constant), never cod
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 from typing import Any
+
+import numpy as np
+import pandas as pd
 
 from service.catalog import Action, Condition, ConsentPurpose, Operator
 from service.vocabulary import Touchpoint
@@ -88,11 +92,47 @@ def failed_condition(
     """
     for condition in conditions:
         value = None if values is None else values.get(condition.feature)
-        if value is None:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
             return f"{condition.describe()} cannot be checked: {condition.feature} is unknown"
         if not _COMPARE[condition.op](float(value), condition.value):
             return f"{condition.describe()} does not hold ({condition.feature} is {float(value):g})"
     return None
+
+
+def outside_validity(action: Action, today: date) -> Drop | None:
+    """The validity-window rule: why the action is not valid today, or None."""
+    if action.valid_from and today < action.valid_from:
+        return Drop(action.id, Rule.NOT_YET_VALID, f"valid from {action.valid_from}")
+    if action.valid_until and today > action.valid_until:
+        return Drop(action.id, Rule.EXPIRED, f"valid until {action.valid_until}")
+    return None
+
+
+_COMPARE_COLUMNS: dict[Operator, Callable[[np.ndarray, Any], np.ndarray]] = {
+    Operator.EQ: np.equal,
+    Operator.NE: np.not_equal,
+    Operator.LT: np.less,
+    Operator.LE: np.less_equal,
+    Operator.GT: np.greater,
+    Operator.GE: np.greater_equal,
+    Operator.IN: np.isin,
+    Operator.NOT_IN: lambda x, values: ~np.isin(x, values),
+}
+
+
+def eligible_rows(action: Action, customers: pd.DataFrame, today: date) -> np.ndarray:
+    """Mask of the customers (a row each) for whom `pre_scoring_drop` allows the action,
+    consent taken as given: its validity window and eligibility conditions, for many rows.
+
+    As in `failed_condition`, a missing value (absent column, NaN) fails its condition.
+    """
+    allowed = np.full(len(customers), outside_validity(action, today) is None)
+    for condition in action.eligibility:
+        if condition.feature not in customers.columns:
+            return np.zeros(len(customers), dtype=bool)
+        column = customers[condition.feature].to_numpy(dtype=np.float64, na_value=np.nan)
+        allowed &= ~np.isnan(column) & _COMPARE_COLUMNS[condition.op](column, condition.value)
+    return allowed
 
 
 def pre_scoring_drop(
@@ -103,10 +143,9 @@ def pre_scoring_drop(
     today: date,
 ) -> Drop | None:
     """Why an action may not be shown at all right now, or None when it may."""
-    if action.valid_from and today < action.valid_from:
-        return Drop(action.id, Rule.NOT_YET_VALID, f"valid from {action.valid_from}")
-    if action.valid_until and today > action.valid_until:
-        return Drop(action.id, Rule.EXPIRED, f"valid until {action.valid_until}")
+    outside = outside_validity(action, today)
+    if outside:
+        return outside
     if action.consent is ConsentPurpose.MARKETING and touchpoint not in consent.marketing:
         return Drop(
             action.id,

@@ -44,24 +44,26 @@ def exposure_by_age(
     blocks: list[Block], score: Callable[[np.ndarray], np.ndarray], threshold: float
 ) -> pd.DataFrame:
     """Share of each action type the policy shows per age band, and predicted acceptance."""
+    if not blocks or "age" not in blocks[0].frame.columns:
+        return pd.DataFrame()
     policy = greedy(score, threshold)
-    rows = []
+    parts = []
     for block in blocks:
         m, c = block.shape
-        if "age" not in block.frame.columns:
-            return pd.DataFrame()
-        choice = policy(block).argmax(axis=1)
+        choice = policy(block).argmax(axis=1)  # c: no_action
         propensity = score(block.matrix).reshape(m, c)
-        for i in range(m):
-            shown = choice[i] < c
-            rows.append(
+        types = np.array([a.type.value for a in block.actions] + ["no_action"])
+        picked = propensity[np.arange(m), np.minimum(choice, c - 1)]
+        parts.append(
+            pd.DataFrame(
                 {
-                    "age": block.frame["age"].iloc[i],
-                    "type": block.actions[choice[i]].type.value if shown else "no_action",
-                    "acceptance": float(propensity[i, choice[i]]) if shown else 0.0,
+                    "age": block.frame["age"].to_numpy(),
+                    "type": types[choice],
+                    "acceptance": np.where(choice < c, picked, 0.0),
                 }
             )
-    frame = pd.DataFrame(rows)
+        )
+    frame = pd.concat(parts, ignore_index=True)
     frame["band"] = pd.cut(frame["age"], AGE_BANDS, right=False).map(age_band_label)
     shares = pd.crosstab(frame["band"], frame["type"], normalize="index")
     table = shares.reindex(columns=list(ACTION_TYPES), fill_value=0.0)

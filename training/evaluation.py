@@ -14,7 +14,7 @@ import pandas as pd
 
 from service.catalog import Catalog
 from training.metrics import bootstrap_interval
-from training.ope import doubly_robust, ips, snips
+from training.ope import doubly_robust, doubly_robust_terms, ips, snips
 from training.policies import Block, Policy, Scorer
 
 TruthFn = Callable[[Block], np.ndarray]  # (m, c + 1) true expected values in EUR
@@ -88,7 +88,7 @@ def evaluate_policies(
     propensity = frame["propensity"].to_numpy(dtype=np.float64)
     report: dict[str, float] = {"logging/observed": float(reward.mean())}
     report["logging/observed_lo"], report["logging/observed_hi"] = bootstrap_interval(
-        lambda r: float(r.mean()), (reward,), rng, resamples
+        _mean, (reward,), rng, resamples
     )
     q = {id(b): b.expected(reward_model(b.matrix)) for b in blocks}
     true_ev = {id(b): truth(b) for b in blocks} if truth else {}
@@ -120,8 +120,9 @@ def evaluate_policies(
         ):
             report[f"{name}/{estimator}"] = estimate.value
             report[f"{name}/{estimator}_ess"] = estimate.effective_sample_size
+        terms = doubly_robust_terms(reward, propensity, target, q_target, q_logged)
         report[f"{name}/dr_lo"], report[f"{name}/dr_hi"] = bootstrap_interval(
-            _dr_value, (reward, propensity, target, q_target, q_logged), rng, resamples
+            _mean, (terms,), rng, resamples
         )
         for slice_name, mask in tp_masks.items():
             report[f"{name}/{slice_name}/dr"] = doubly_robust(
@@ -139,8 +140,8 @@ def evaluate_policies(
     return report
 
 
-def _dr_value(*arrays: np.ndarray) -> float:
-    return doubly_robust(*arrays).value
+def _mean(values: np.ndarray) -> float:
+    return float(values.mean())
 
 
 def _argmax_policy(ev: np.ndarray) -> np.ndarray:

@@ -55,5 +55,16 @@ def doubly_robust(
     q_logged: np.ndarray,
 ) -> Estimate:
     """Doubly robust: mean(q_target + w * (r - q_logged)); right if either part is right."""
-    w = _weights(target, propensity)
-    return Estimate(float(np.mean(q_target + w * (reward - q_logged))), effective_sample_size(w))
+    terms = doubly_robust_terms(reward, propensity, target, q_target, q_logged)
+    return Estimate(float(np.mean(terms)), effective_sample_size(_weights(target, propensity)))
+
+
+def doubly_robust_terms(
+    reward: np.ndarray,
+    propensity: np.ndarray,
+    target: np.ndarray,
+    q_target: np.ndarray,
+    q_logged: np.ndarray,
+) -> np.ndarray:
+    """Each decision's term q_target + w * (r - q_logged): the estimate is their mean."""
+    return np.asarray(q_target + _weights(target, propensity) * (reward - q_logged))

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -17,7 +16,7 @@ import pandas as pd
 from service.arbitration import expected_values, winners
 from service.catalog import Action, Catalog
 from service.features import FeatureSpec, customer_matrix_from_frame, featurize
-from service.rules import Consent, pre_scoring_drop
+from service.rules import eligible_rows
 from service.vocabulary import Touchpoint
 
 Scorer = Callable[[np.ndarray], np.ndarray]
@@ -54,22 +53,27 @@ class Block:
 Policy = Callable[[Block], np.ndarray]
 
 
-def eligibility(
-    frame: pd.DataFrame, actions: list[Action], touchpoint: Touchpoint, today: date
-) -> np.ndarray:
+def memoised(scorer: Scorer) -> Scorer:
+    """`scorer`, computed once per matrix: several reports score the same candidate grid."""
+    scored: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def score(matrix: np.ndarray) -> np.ndarray:
+        kept = scored.get(id(matrix))
+        if kept is None or kept[0] is not matrix:  # the matrix is kept, so its id stays unique
+            kept = scored[id(matrix)] = (matrix, scorer(matrix))
+        return kept[1]
+
+    return score
+
+
+def eligibility(frame: pd.DataFrame, actions: list[Action], today: date) -> np.ndarray:
     """(m, c) mask of the actions the catalog's rules allow for each decision.
 
     Consent is taken as given: logs rarely carry it, and it only removes actions.
     """
-    everyone = Consent(frozenset(Touchpoint), True)
-    records: list[dict[str, Any]] = frame.to_dict("records")  # type: ignore[assignment]
-    return np.array(
-        [
-            [pre_scoring_drop(a, values, everyone, touchpoint, today) is None for a in actions]
-            for values in records
-        ],
-        dtype=bool,
-    ).reshape(len(records), len(actions))
+    return np.column_stack([eligible_rows(a, frame, today) for a in actions]).reshape(
+        len(frame), len(actions)
+    )
 
 
 def candidate_grid(
@@ -104,7 +108,7 @@ def candidate_grid(
                 np.array([a.cost for a in actions]),
                 np.array([a.lever for a in actions]),
                 np.array([a.priority for a in actions]),
-                eligibility(part, actions, touchpoint, today),
+                eligibility(part, actions, today),
                 logged,
             )
         )

@@ -43,6 +43,12 @@ class TrainingSettings(ServiceSettings):
         description="Decision history to train on (simulated or imported, canonical columns)",
     )
     bootstrap_resamples: int = Field(200, ge=10, description="Resamples for confidence intervals")
+    policy_eval_decisions: int = Field(
+        100_000,
+        ge=1000,
+        description="Holdout decisions on which policies are valued and candidates ranked (a "
+        "uniform random sample of a larger holdout)",
+    )
     promote_min_lift: float = Field(
         0.0, description="Relative policy-value lift over the champion a challenger needs"
     )

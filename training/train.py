@@ -7,6 +7,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from importlib.metadata import version
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from training.policies import (
     Scorer,
     candidate_grid,
     greedy,
+    memoised,
     most_popular,
     rules_only,
     uniform_random,
@@ -72,6 +74,11 @@ class Candidate:
         """Acceptance probabilities."""
         raw = np.asarray(self.booster.predict(matrix), dtype=np.float64)
         return self.calibration.apply(raw) if self.calibration else raw
+
+    @cached_property
+    def grid_score(self) -> Scorer:
+        """`score` for candidate-grid matrices, each scored once however many reports read it."""
+        return memoised(self.score)
 
 
 def with_non_personalised_rows(
@@ -153,6 +160,17 @@ def _current_champion(settings: TrainingSettings, spec: FeatureSpec) -> LoadedMo
     return champion
 
 
+def policy_sample(holdout: pd.DataFrame, size: int, rng: np.random.Generator) -> pd.DataFrame:
+    """The holdout, or a uniform random sample of `size` of its decisions (in time order).
+
+    Valuing policies scores every candidate of every decision: 25 times the holdout's rows.
+    """
+    if len(holdout) <= size:
+        return holdout
+    picked = np.sort(rng.choice(len(holdout), size=size, replace=False))
+    return holdout.iloc[picked].reset_index(drop=True)
+
+
 def evaluate(
     data: TrainingSet,
     split: TimeSplit,
@@ -169,20 +187,22 @@ def evaluate(
     outcomes = holdout["outcome"].to_numpy(dtype=np.float64)
     shown = (holdout["action_id"] != catalog.no_action.id).to_numpy()
     slices = {k: v[shown] for k, v in segments(holdout).items()}
-    blocks = candidate_grid(holdout, data.spec, catalog, datetime.now(UTC).date())
+    valued = policy_sample(holdout, settings.policy_eval_decisions, rng)
+    blocks = candidate_grid(valued, data.spec, catalog, datetime.now(UTC).date())
     metrics: dict[str, float] = {}
     for candidate in candidates:
         predicted = candidate.score(matrix[split.holdout][shown])
         report = classification_report(
             outcomes[shown], predicted, slices, rng, settings.bootstrap_resamples
         )
-        report |= ranking_on_logs(blocks, candidate.score)
+        report |= ranking_on_logs(blocks, candidate.grid_score)
         metrics |= {f"model_{candidate.family}/{k}": v for k, v in report.items()}
 
     threshold = catalog.policy.no_action_threshold
-    policies: dict[str, Policy] = {c.family: greedy(c.score, threshold) for c in candidates}
-    if champion is not None:
-        policies["champion"] = greedy(champion.predict, threshold)
+    policies: dict[str, Policy] = {c.family: greedy(c.grid_score, threshold) for c in candidates}
+    if champion is not None:  # scored here with every core, not single-threaded as served
+        scored = Candidate("champion", champion.booster, champion.calibration, {})
+        policies["champion"] = greedy(scored.grid_score, threshold)
     policies |= {
         "rules": rules_only(threshold),
         "popular": most_popular(frame[split.train]),
@@ -195,12 +215,15 @@ def evaluate(
         latent = pd.read_parquet(latent_path)
         truth = true_expected_values(latent, catalog)
         policies["logging"] = logging_policy(settings.exploration)
-    reward_model: Scorer = candidates[0].score
+    reward_model: Scorer = candidates[0].grid_score
     log.info(
-        "valuing %d policies on %d holdout decisions (IPS, SNIPS, DR)", len(policies), len(holdout)
+        "valuing %d policies on %d of %d holdout decisions (IPS, SNIPS, DR)",
+        len(policies),
+        len(valued),
+        len(holdout),
     )
     values = evaluate_policies(
-        holdout, blocks, catalog, policies, reward_model, rng, truth, settings.bootstrap_resamples
+        valued, blocks, catalog, policies, reward_model, rng, truth, settings.bootstrap_resamples
     )
     metrics |= {f"policy/{k}": v for k, v in values.items()}
     return metrics, blocks
@@ -296,7 +319,7 @@ def train_and_register(
         settings, data, split, winner, metrics, champion, matrix[:50]
     )
     inputs = card_inputs(
-        settings, data, split, matrix, catalog, winner.booster, winner.score, blocks
+        settings, data, split, matrix, catalog, winner.booster, winner.grid_score, blocks
     )
     publish_cards(settings, model_version, inputs, champion)
     return TrainResult(run_id, model_version, winner.family, aliases, metrics)
@@ -331,6 +354,7 @@ def _log_and_register(
                 "rows_train": int(split.train.sum()),
                 "rows_valid": int(split.valid.sum()),
                 "rows_holdout": int(split.holdout.sum()),
+                "rows_policy_eval": min(int(split.holdout.sum()), settings.policy_eval_decisions),
                 "feature_source": data.source,
                 "data_start": str(frame["event_timestamp"].min()),
                 "valid_start": str(split.valid_start),

@@ -1,9 +1,12 @@
 from datetime import date
 
+import numpy as np
+import pandas as pd
 import pytest
 
-from service.catalog import Action, Condition, Operator
-from service.rules import Consent, Rule, failed_condition, pre_scoring_drop
+from service.catalog import Action, Condition, Operator, load_catalog
+from service.rules import Consent, Rule, eligible_rows, failed_condition, pre_scoring_drop
+from service.settings import DEFAULT_CATALOG
 from service.vocabulary import ActionType, Touchpoint
 
 TODAY = date(2026, 11, 22)
@@ -42,12 +45,36 @@ def offer(**changes: object) -> Action:
 def test_operators(op: Operator, value: object, feature_value: float, holds: bool) -> None:
     condition = Condition(feature="x", op=op, value=value)
     assert (failed_condition((condition,), {"x": feature_value}) is None) is holds
+    action = offer(eligibility=[condition])
+    rows = eligible_rows(action, pd.DataFrame({"x": [feature_value, np.nan]}), TODAY)
+    assert rows.tolist() == [holds, False]
 
 
 def test_missing_values_never_make_an_action_eligible() -> None:
     condition = Condition(feature="x", op=Operator.NE, value=1)
     assert "unknown" in (failed_condition((condition,), {"x": None}) or "")
+    assert "unknown" in (failed_condition((condition,), {"x": float("nan")}) or "")
     assert "unknown" in (failed_condition((condition,), None) or "")
+    action = offer(eligibility=[condition])
+    assert not eligible_rows(action, pd.DataFrame({"y": [0.0]}), TODAY).any()
+
+
+def test_eligible_rows_agree_with_the_rules_of_one_decision() -> None:
+    """The vectorised rules (training's candidate grid) and the per-decision rules (serving)."""
+    catalog = load_catalog(DEFAULT_CATALOG)
+    rng = np.random.default_rng(5)
+    features = sorted({f for fs in catalog.referenced_features().values() for f in fs})
+    frame = pd.DataFrame({f: rng.integers(0, 4, 300).astype(float) for f in features})
+    frame = frame.mask(rng.uniform(size=frame.shape) < 0.1)  # some values missing
+    everyone = Consent(frozenset(Touchpoint), True)
+    records = frame.to_dict("records")
+    for action in catalog.actions:
+        for today in (TODAY, date(2020, 1, 1), date(2040, 1, 1)):
+            expected = [
+                pre_scoring_drop(action, r, everyone, Touchpoint.WEB, today) is None
+                for r in records
+            ]
+            assert eligible_rows(action, frame, today).tolist() == expected, action.id
 
 
 def test_list_operators_need_lists_and_others_do_not() -> None:
@@ -92,5 +119,9 @@ def test_validity_window() -> None:
     past = offer(valid_until="2026-11-21")
     assert pre_scoring_drop(future, {}, consent, Touchpoint.WEB, TODAY).rule is Rule.NOT_YET_VALID
     assert pre_scoring_drop(past, {}, consent, Touchpoint.WEB, TODAY).rule is Rule.EXPIRED
+    customers = pd.DataFrame({"x": [1.0]})
+    assert not eligible_rows(future, customers, TODAY).any()
+    assert not eligible_rows(past, customers, TODAY).any()
+    assert eligible_rows(past, customers, date(2026, 11, 21)).all()
     with pytest.raises(ValueError, match="before valid_from"):
         offer(valid_from="2027-01-01", valid_until="2026-01-01")
