@@ -23,7 +23,7 @@ def binary_params(seed: int) -> dict[str, object]:
     """Binary objective without class re-weighting, so scores stay calibrated propensities."""
     return {
         "objective": "binary",
-        "learning_rate": 0.05,
+        "learning_rate": 0.1,
         "num_leaves": 31,
         "min_data_in_leaf": 40,
         "feature_fraction": 0.9,

@@ -37,7 +37,7 @@ class TrainingSettings(ServiceSettings):
     holdout_fraction: float = Field(
         0.2, gt=0, lt=0.5, description="Latest share of decisions held out"
     )
-    num_boost_round: int = Field(400, ge=1, description="Maximum LightGBM boosting rounds")
+    num_boost_round: int = Field(200, ge=1, description="Maximum LightGBM boosting rounds")
     training_log: Path = Field(
         Path("data/decisions.parquet"),
         description="Decision history to train on (simulated or imported, canonical columns)",
