@@ -12,13 +12,14 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 RUN pip install "uv==0.13.8"
 COPY requirements-runtime.lock ./
-RUN uv pip install --system --no-deps -r requirements-runtime.lock
+# Compiled at build time: the image never writes bytecode, so it would compile every start.
+RUN uv pip install --system --no-deps --compile-bytecode -r requirements-runtime.lock
 
 COPY pyproject.toml README.md ./
 COPY service service
 COPY training training
 COPY feature_repo feature_repo
-RUN uv pip install --system --no-deps . \
+RUN uv pip install --system --no-deps --compile-bytecode . \
     && useradd --create-home --uid 1000 nba \
     && mkdir -p data models feature_repo/data secrets /mlartifacts \
     && chown -R nba /app /mlartifacts
