@@ -85,11 +85,13 @@ def time_split(
 
 def design_matrix(spec: FeatureSpec, frame: pd.DataFrame, catalog: Catalog) -> np.ndarray:
     """Model inputs for the logged (customer, action, touchpoint) of each decision."""
-    types = [catalog.by_id(a).type.value for a in frame["action_id"]]
+    types = frame["action_id"].map({a.id: a.type.value for a in catalog.actions})
+    if types.isna().any():
+        raise KeyError(f"action {frame['action_id'][types.isna()].iloc[0]!r} is not in the catalog")
     return featurize(
         spec,
         customer_matrix_from_frame(spec, frame),
         frame["action_id"].tolist(),
-        types,
+        types.tolist(),
         frame["touchpoint"].tolist(),
     )
