@@ -15,7 +15,7 @@ model is fitted for `NBA_NUM_BOOST_ROUND` rounds, then the validation log loss a
 round is summed over the validation partitions on the workers and the single-machine rule
 (stop 30 rounds without improvement, keep the best round) picks `best_iteration`.
 
-The LambdaRank family is not distributed: `DaskLGBMRanker` supports no early stopping or
+The ranker family is not distributed: `DaskLGBMRanker` supports no early stopping or
 evaluation groups across workers, and the binary family is the one that wins on the
 simulator's data (README, "Results on the simulator's holdout").
 """

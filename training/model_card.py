@@ -39,7 +39,7 @@ POLICY_NAMES = {
 }
 OBJECTIVES = {
     "binary": "binary cross-entropy on accept / not accept (calibrated propensities)",
-    "ranker": "LambdaRank over each customer's decisions, with an isotonic calibration map",
+    "ranker": "XE-NDCG ranking over each customer's decisions, with an isotonic calibration map",
 }
 
 

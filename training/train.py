@@ -131,7 +131,7 @@ def fit_candidates(
     shown = (frame["action_id"] != catalog.no_action.id).to_numpy()
     train, valid = split.train & shown, split.valid & shown
     rounds, seed = settings.num_boost_round, settings.seed
-    log.info("fitting the LambdaRank ranker, grouped by customer, and its calibration map")
+    log.info("fitting the ranker (XE-NDCG), grouped by customer, and its calibration map")
     groups = frame["customer_id"].astype(str)
     ranker = fit_ranker(
         spec,
