@@ -71,9 +71,7 @@ def eligibility(frame: pd.DataFrame, actions: list[Action], today: date) -> np.n
 
     Consent is taken as given: logs rarely carry it, and it only removes actions.
     """
-    return np.column_stack([eligible_rows(a, frame, today) for a in actions]).reshape(
-        len(frame), len(actions)
-    )
+    return np.column_stack([eligible_rows(a, frame, today) for a in actions])
 
 
 def candidate_grid(
