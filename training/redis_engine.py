@@ -15,6 +15,10 @@ read, the `feast materialize` command itself) and replaces three steps:
   per chunk and pipelined on one connection; the next chunk is encoded while Redis works
   through the previous one, and replies are counted rather than turned into objects.
 
+Feast hands every view to the engine in one call (`supports_batch`); two views run at a
+time, so that one view's source read and de-duplication overlap another's Redis writes
+(1M customers: 16-18 s instead of 20-22 s; source reads take turns on DuckDB).
+
 The result is Feast's layout byte for byte, with Feast's rule that a stored row with the
 same or a newer event time is kept: `tests/integration/test_redis_engine.py`
 materialises the same data with both engines and compares every key and field. Views
@@ -31,8 +35,10 @@ from __future__ import annotations
 import logging
 import socket
 import struct
+import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
@@ -42,6 +48,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from feast import FeatureView
 from feast.infra.common.materialization_job import (
+    MaterializationJob,
     MaterializationJobStatus,
     MaterializationTask,
 )
@@ -57,6 +64,7 @@ from feast.infra.compute_engines.local.nodes import (
     LocalDedupNode,
     LocalFilterNode,
     LocalOutputNode,
+    LocalSourceReadNode,
 )
 from feast.infra.compute_engines.utils import ENTITY_TS_ALIAS
 from feast.infra.key_encoding_utils import serialize_entity_key
@@ -86,6 +94,8 @@ FLOAT_TAGS = {ValueType.FLOAT: (b"\x35", "<f4"), ValueType.DOUBLE: (b"\x29", "<f
 # Above this many distinct values a float column is encoded with NumPy, below it through
 # Feast's converter once per distinct value.
 DISTINCT_FOR_NUMPY = 1_000
+VIEW_THREADS = 2  # views materialised at once: one reads while another writes
+SOURCE_READS = threading.Lock()
 
 
 class RedisHashComputeEngineConfig(LocalComputeEngineConfig):
@@ -96,7 +106,30 @@ class RedisHashComputeEngineConfig(LocalComputeEngineConfig):
 
 class RedisHashComputeEngine(LocalComputeEngine):
     """Feast's local compute engine with vectorised filter, de-duplication and Redis
-    output steps (see the module)."""
+    output steps (see the module), materialising up to `VIEW_THREADS` views at once."""
+
+    @property
+    def supports_batch(self) -> bool:
+        """Feast hands over every view's task in one `materialize` call."""
+        return True
+
+    def materialize(
+        self,
+        registry: BaseRegistry,
+        tasks: MaterializationTask | list[MaterializationTask],
+        **kwargs: Any,
+    ) -> list[MaterializationJob]:
+        """One job per task, in the tasks' order. Views run in threads so that one view's
+        source read and de-duplication overlap another's Redis writes; Feast records the
+        materialised intervals only after every job returned."""
+        tasks = [tasks] if isinstance(tasks, MaterializationTask) else tasks
+        if len(tasks) < 2:
+            return [self._materialize_one(registry, task, **kwargs) for task in tasks]
+        threads = min(len(tasks), VIEW_THREADS)
+        with ThreadPoolExecutor(threads, thread_name_prefix="materialise") as pool:
+            return list(
+                pool.map(lambda task: self._materialize_one(registry, task, **kwargs), tasks)
+            )
 
     def _materialize_one(
         self, registry: BaseRegistry, task: MaterializationTask, **kwargs: Any
@@ -115,6 +148,14 @@ class RedisHashComputeEngine(LocalComputeEngine):
 class RedisHashFeatureBuilder(LocalFeatureBuilder):
     """The local engine's plan with `ArrowFilterNode`, `LatestRowDedupNode` and
     `RedisHashOutputNode`."""
+
+    def build_source_node(self, view: Any) -> SerialSourceReadNode:
+        task = self.task
+        node = SerialSourceReadNode(
+            "source", view.source, self.get_column_info(view), task.start_time, task.end_time
+        )
+        self.nodes.append(node)
+        return node
 
     def build_filter_node(self, view: Any, input_node: Any) -> ArrowFilterNode:
         node = ArrowFilterNode(
@@ -140,6 +181,15 @@ class RedisHashFeatureBuilder(LocalFeatureBuilder):
         node = RedisHashOutputNode("output", view_of_plan, inputs=[input_node])
         self.nodes.append(node)
         return node
+
+
+class SerialSourceReadNode(LocalSourceReadNode):
+    """Feast's source read, one view at a time: the DuckDB offline store reads through
+    one shared connection (ibis's default backend), which is not safe across threads."""
+
+    def execute(self, context: ExecutionContext) -> ArrowTableValue:
+        with SOURCE_READS:
+            return super().execute(context)
 
 
 class ArrowFilterNode(LocalFilterNode):

@@ -173,8 +173,12 @@ def test_the_engine_writes_feasts_layout_byte_for_byte_and_keeps_newer_stored_ro
         for store in (feast_store, our_store):
             store.materialize(start_date=start, end_date=end)
         assert _contents(ours_client) == _contents(feast_client)
-    written = [r.getMessage() for r in caplog.records if "rows written to Redis" in r.getMessage()]
+    writes = [r for r in caplog.records if "rows written to Redis" in r.getMessage()]
+    written = [r.getMessage() for r in writes]
     assert len(written) == 4, "the bulk writer wrote both views in both windows"
+    assert {r.threadName.rsplit("_", 1)[0] for r in writes} == {"materialise"}, (
+        "Feast handed both views to the engine at once, which wrote them in its threads"
+    )
     assert len(deduplicated) == 4, "the engine's de-duplication ran, not Feast's"
     assert any("kept" in m and " 0 kept" not in m for m in written), "newer rows were kept"
     assert ours_client.dbsize() == CUSTOMERS + 1
