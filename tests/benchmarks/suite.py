@@ -326,10 +326,34 @@ def wrk_max(
     }
 
 
+BARE_APP = "none: bare ASGI app"  # the online-store column of the transport-only rows
+
+
+def bare_transport(
+    customers: list[str], work: Path, seconds: int, rates: list[int]
+) -> list[dict[str, Any]]:
+    """The same fixed-rate runs against `tests.benchmarks.bare_app` (uvicorn, 2 workers,
+    an answer of `{}`): what transport and load generator cost before any decision work."""
+    rows = []
+    command = (sys.executable, "-m", "tests.benchmarks.bare_app")
+    log_path = work / "service_bare.log"
+    with running_service(dict(os.environ), ROOT, log_path, command=command) as url:
+        host, port = url.removeprefix("http://").split(":")
+        bodies = _bodies(customers, False)
+        open_loop(host, int(port), "/v1/decisions", bodies, 100, 3)  # warm-up
+        for rate in rates:
+            began = time.perf_counter()
+            samples = open_loop(host, int(port), "/v1/decisions", bodies, rate, seconds)
+            row = fixed_rate_row(f"{rate}/s fixed", samples, time.perf_counter() - began)
+            rows.append({"online_store": BARE_APP, "reasons": False, **row})
+            log(f"{BARE_APP}: {row}")
+    return rows
+
+
 def section_http(
     customers: list[str], catalog_path: Path, work: Path, seconds: int, rates: list[int]
 ) -> list[dict[str, Any]]:
-    rows = []
+    rows = bare_transport(customers, work, seconds, rates)
     for online in ONLINE_STORES:
         with service_on(online, catalog_path, work) as url:
             host, port = url.removeprefix("http://").split(":")
