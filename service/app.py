@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from service.admin import router as admin_router
 from service.auth import ApiKeys
 from service.error_handlers import install_error_handlers
+from service.fast_path import DecisionFastPath
 from service.limits import BodySizeLimitMiddleware, InFlightLimitMiddleware, document_limits
 from service.observability import RequestContextMiddleware
 from service.pages import router as pages_router
@@ -31,8 +32,12 @@ def freeze_startup_objects() -> None:
     gc.freeze()
 
 
-def create_app(settings: ServiceSettings) -> FastAPI:
-    """Build the app; its lifespan loads catalog, features and model once, before serving."""
+def create_app(settings: ServiceSettings, decision_fast_path: bool = True) -> FastAPI:
+    """Build the app; its lifespan loads catalog, features and model once, before serving.
+
+    `decision_fast_path` (off only in tests that compare the two) answers valid decision
+    requests without FastAPI's routing (`service.fast_path`).
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -58,7 +63,9 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         log.warning("rate limits apply to API keys; with authentication off nothing is limited")
     install_error_handlers(app)
     # The last one added runs first: request IDs and the access log cover the 413 and the
-    # shed (503) answers.
+    # shed (503) answers, and the decision fast path sits inside all the limits.
+    if decision_fast_path:
+        app.add_middleware(DecisionFastPath)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(InFlightLimitMiddleware, max_in_flight=settings.max_in_flight)
     app.add_middleware(RequestContextMiddleware)

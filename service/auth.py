@@ -144,39 +144,56 @@ def _basic_password(request: Request) -> str | None:
         return None
 
 
-def require(scope: Scope) -> Callable[..., Awaitable[None]]:
-    """A FastAPI dependency: the request must carry a key holding `scope`.
+def presented_key(request: Request) -> str | None:
+    """The key a request presents: `X-API-Key`, else an `Authorization: Bearer` token, else
+    the password of HTTP Basic credentials (browsers, for the pages)."""
+    api_key = request.headers.get("x-api-key")
+    if api_key:
+        return api_key
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token:
+        return token
+    return _basic_password(request)
 
-    The key comes as `X-API-Key`, as `Authorization: Bearer`, or as the password of HTTP Basic
-    credentials (browsers, for the pages). The caller's name is kept for the access log. Each
-    authenticated request takes a token of its key's bucket in this worker (429 when empty);
-    with authentication off there is no caller to limit.
+
+def authorise(request: Request, scope: Scope) -> None:
+    """Let the request through only if it presents a key holding `scope` (nothing to check
+    with authentication off); raises 401, 403 or 429 errors otherwise.
+
+    The caller's name is kept for the access log. Each authenticated request takes a token of
+    its key's bucket in this worker (429 when empty).
     """
+    keys: ApiKeys = request.app.state.api_keys
+    if not keys.enabled:
+        return
+    presented = presented_key(request)
+    if not presented:
+        raise UnauthenticatedError("an API key is required (X-API-Key or Authorization)")
+    key = keys.authenticate(presented)
+    if key is None:
+        raise UnauthenticatedError("the API key is not valid", code="api_key_invalid")
+    request.state.caller = key.name
+    limiter: RateLimiter | None = getattr(request.app.state, "rate_limiter", None)
+    wait = limiter.acquire(key.name, key.rate_per_second) if limiter else 0
+    if wait:
+        raise RateLimitedError(
+            f"the key '{key.name}' sent more requests than its rate allows; retry in {wait} s",
+            retry_after=wait,
+        )
+    if scope not in key.scopes:
+        raise ForbiddenError(f"the key '{key.name}' does not have the '{scope}' scope")
+
+
+def require(scope: Scope) -> Callable[..., Awaitable[None]]:
+    """A FastAPI dependency: `authorise(request, scope)`. The key's header and bearer token
+    are declared as security parameters for the OpenAPI document."""
 
     async def check(
         request: Request,
-        api_key: Annotated[str | None, Security(_api_key_header)],
-        bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+        _api_key: Annotated[str | None, Security(_api_key_header)],
+        _bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
     ) -> None:
-        keys: ApiKeys = request.app.state.api_keys
-        if not keys.enabled:
-            return
-        presented = api_key or (bearer.credentials if bearer else None) or _basic_password(request)
-        if not presented:
-            raise UnauthenticatedError("an API key is required (X-API-Key or Authorization)")
-        key = keys.authenticate(presented)
-        if key is None:
-            raise UnauthenticatedError("the API key is not valid", code="api_key_invalid")
-        request.state.caller = key.name
-        limiter: RateLimiter | None = getattr(request.app.state, "rate_limiter", None)
-        wait = limiter.acquire(key.name, key.rate_per_second) if limiter else 0
-        if wait:
-            raise RateLimitedError(
-                f"the key '{key.name}' sent more requests than its rate allows; retry in {wait} s",
-                retry_after=wait,
-            )
-        if scope not in key.scopes:
-            raise ForbiddenError(f"the key '{key.name}' does not have the '{scope}' scope")
+        authorise(request, scope)
 
     return check
 

@@ -35,6 +35,11 @@ async def _validation(_: Request, exc: Exception) -> JSONResponse:
 
 async def _domain(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, NBAError)
+    return domain_error(request, exc)
+
+
+def domain_error(request: Request, exc: NBAError) -> JSONResponse:
+    """The answer to a domain error: its status and code, `Retry-After` where it applies."""
     if exc.status_code >= 500:
         log.error("%s: %s", exc.code, exc.message)
     response = error_response(exc.status_code, exc.code, exc.message)

@@ -80,10 +80,11 @@ async def create_decision(body: DecisionRequest, engine: EngineDep) -> Response:
     # One hop to the thread pool for the blocking reads and the log write, the JSON made
     # there too: a plain `def` route would hop a second time for FastAPI's re-validation of
     # a response that the model's own constructor has already validated.
-    return await run_in_threadpool(_decide, engine, body)
+    return await run_in_threadpool(decision_response, engine, body)
 
 
-def _decide(engine: DecisionEngine, body: DecisionRequest) -> Response:
+def decision_response(engine: DecisionEngine, body: DecisionRequest) -> Response:
+    """Decide (blocking: run it in the thread pool), count it, and render the answer."""
     decision = engine.decide(body.customer_id, body.touchpoint, with_reasons=body.reasons)
     DECISIONS.labels(body.touchpoint.value, decision.chosen.action.id, decision.role.value).inc()
     for dependency in decision.degraded:
