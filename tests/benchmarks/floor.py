@@ -154,7 +154,7 @@ def measure_naive(
             features=refs, entity_rows=[{"customer_id": customer}]
         ).to_df()
         read_done = time.perf_counter_ns()
-        values = frame.iloc[0].to_dict()
+        values = {str(k): v for k, v in frame.iloc[0].items()}
         matrix = candidate_matrix(spec, values, candidates, touchpoint)
         inputs = pd.DataFrame(matrix, columns=spec.feature_names)
         pyfunc.predict(inputs)

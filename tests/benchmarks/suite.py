@@ -112,6 +112,11 @@ def copy_repo(source: Path, target: Path) -> Path:
     return target
 
 
+def _used_memory(client: redis.Redis) -> int:
+    info: dict[str, Any] = client.info("memory")  # type: ignore[assignment]  # sync client
+    return int(info["used_memory"])
+
+
 def materialise(
     repo: Path,
     online: str,
@@ -127,7 +132,7 @@ def materialise(
         client.flushdb()
     yaml_file = store_yaml(repo, online, engine)
     apply_repo(repo, yaml_file)
-    before = client.info("memory")["used_memory"] if online == "redis" else 0
+    before = _used_memory(client) if online == "redis" else 0
     started = time.perf_counter()
     materialize(repo, end + timedelta(seconds=1), timedelta(days=400), yaml_file)
     seconds = time.perf_counter() - started
@@ -139,7 +144,7 @@ def materialise(
         "customers_per_s": round(customers / seconds),
     }
     if online == "redis":
-        used = client.info("memory")["used_memory"] - before
+        used = _used_memory(client) - before
         row["redis_bytes_per_customer"] = round(used / customers)
     log(f"materialise {customers:,} customers into {online} ({row['engine']}): {seconds:.1f} s")
     return row
@@ -206,7 +211,10 @@ def section_training(sizes: list[int], work: Path) -> list[dict[str, Any]]:
         if status != 0:
             raise RuntimeError(f"nba train failed:\n{output}")
         client = mlflow.MlflowClient(tracking_uri=env["NBA_MLFLOW_TRACKING_URI"])
-        run = client.search_runs([client.get_experiment_by_name("nba-propensity").experiment_id])[0]
+        experiment = client.get_experiment_by_name("nba-propensity")
+        if experiment is None:
+            raise RuntimeError("nba train logged no nba-propensity experiment")
+        run = client.search_runs([experiment.experiment_id])[0]
         metrics = run.data.metrics
         row = {
             "decisions": n,
