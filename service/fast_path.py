@@ -41,12 +41,13 @@ def _is_json(scope: Scope) -> bool:
     return False
 
 
-async def _read_body(receive: Receive) -> bytes:
+async def _read_body(receive: Receive) -> bytes | None:
+    """The whole request body; None when the client went away before sending it."""
     chunks = []
     while True:
         message = await receive()
-        if message["type"] != "http.request":  # the client went away
-            raise ConnectionAbortedError("the client disconnected before sending the body")
+        if message["type"] != "http.request":
+            return None
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
             return b"".join(chunks)
@@ -87,9 +88,8 @@ class DecisionFastPath:
         ):
             await self.app(scope, receive, send)
             return
-        try:
-            body = await _read_body(receive)
-        except ConnectionAbortedError:
+        body = await _read_body(receive)
+        if body is None:
             return
         receive = _replaying(body, receive)
         try:

@@ -334,6 +334,20 @@ def wrk_max(
     }
 
 
+def fixed_rate_runs(
+    url: str, bodies: list[bytes], rates: list[int], seconds: int
+) -> list[dict[str, Any]]:
+    """A 3 s warm-up at 100/s, then `seconds` of decisions at each of `rates` to `url`."""
+    host, port = url.removeprefix("http://").split(":")
+    open_loop(host, int(port), "/v1/decisions", bodies, 100, 3)
+    rows = []
+    for rate in rates:
+        began = time.perf_counter()
+        samples = open_loop(host, int(port), "/v1/decisions", bodies, rate, seconds)
+        rows.append(fixed_rate_row(f"{rate}/s fixed", samples, time.perf_counter() - began))
+    return rows
+
+
 BARE_APP = "none: bare ASGI app"  # the online-store column of the transport-only rows
 
 
@@ -342,17 +356,11 @@ def bare_transport(
 ) -> list[dict[str, Any]]:
     """The same fixed-rate runs against `tests.benchmarks.bare_app` (uvicorn, 2 workers,
     an answer of `{}`): what transport and load generator cost before any decision work."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     command = (sys.executable, "-m", "tests.benchmarks.bare_app")
     log_path = work / "service_bare.log"
     with running_service(dict(os.environ), ROOT, log_path, command=command) as url:
-        host, port = url.removeprefix("http://").split(":")
-        bodies = _bodies(customers, False)
-        open_loop(host, int(port), "/v1/decisions", bodies, 100, 3)  # warm-up
-        for rate in rates:
-            began = time.perf_counter()
-            samples = open_loop(host, int(port), "/v1/decisions", bodies, rate, seconds)
-            row = fixed_rate_row(f"{rate}/s fixed", samples, time.perf_counter() - began)
+        for row in fixed_rate_runs(url, _bodies(customers, False), rates, seconds):
             rows.append({"online_store": BARE_APP, "reasons": False, **row})
             log(f"{BARE_APP}: {row}")
     return rows
@@ -364,14 +372,8 @@ def section_http(
     rows = bare_transport(customers, work, seconds, rates)
     for online in ONLINE_STORES:
         with service_on(online, catalog_path, work) as url:
-            host, port = url.removeprefix("http://").split(":")
             for reasons in (True, False):
-                bodies = _bodies(customers, reasons)
-                open_loop(host, int(port), "/v1/decisions", bodies, 100, 3)  # warm-up
-                for rate in rates:
-                    began = time.perf_counter()
-                    samples = open_loop(host, int(port), "/v1/decisions", bodies, rate, seconds)
-                    row = fixed_rate_row(f"{rate}/s fixed", samples, time.perf_counter() - began)
+                for row in fixed_rate_runs(url, _bodies(customers, reasons), rates, seconds):
                     rows.append({"online_store": online, "reasons": reasons, **row})
                     log(f"{online}, reasons {'on' if reasons else 'off'}: {row}")
                 peak = wrk_max(url, reasons, seconds, work, len(customers))
