@@ -6,7 +6,7 @@ import logging
 import os
 import tempfile
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import lightgbm as lgb
@@ -19,6 +19,7 @@ from mlflow.tracking import MlflowClient
 
 from service.calibration import Calibration
 from service.errors import ModelLoadError
+from service.fast_predict import SmallBatchPredictor
 from service.features import FeatureSpec
 from service.urls import redact
 
@@ -35,13 +36,21 @@ class LoadedModel:
     version: str
     alias: str
     calibration: Calibration | None = None
+    _scorer: SmallBatchPredictor = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        try:
+            scorer = SmallBatchPredictor(self.booster)
+        except ValueError as exc:
+            raise ModelLoadError(f"model {self.name} version {self.version}: {exc}") from exc
+        object.__setattr__(self, "_scorer", scorer)
 
     def predict(self, matrix: np.ndarray) -> np.ndarray:
         """Acceptance propensities for a float64 feature matrix (single-threaded: small batches).
 
         A ranker's scores go through the calibration map it was registered with.
         """
-        scores = np.asarray(self.booster.predict(matrix, num_threads=1), dtype=np.float64)
+        scores = self._scorer.predict(matrix)
         return self.calibration.apply(scores) if self.calibration else scores
 
 
