@@ -305,26 +305,52 @@ done = function(summary, latency, requests)
 end
 """
 
+# Paced wrk: each request takes the next slot of one schedule at `rate`/s (wrk's delay()
+# hook, with LuaJIT's FFI for a monotonic clock in milliseconds); a connection whose answer
+# is late only delays its own next request, while the others keep the schedule.
+WRK_PACING = """
+local ffi = require("ffi")
+ffi.cdef[[
+typedef struct { long tv_sec; long tv_nsec; } nba_timespec;
+int clock_gettime(int clock_id, nba_timespec *tp);
+]]
+local now_spec = ffi.new("nba_timespec")
+local function now_ms()
+  ffi.C.clock_gettime(1, now_spec)  -- CLOCK_MONOTONIC
+  return tonumber(now_spec.tv_sec) * 1000 + tonumber(now_spec.tv_nsec) / 1e6
+end
+local interval, due = 1000 / %d, nil
+delay = function()
+  local now = now_ms()
+  due = (due or now) + interval
+  return math.max(0, due - now)
+end
+"""
+WRK_CONNECTIONS = 8
 
-def wrk_max(
-    url: str, reasons: bool, seconds: int, work: Path, customers: int
+
+def wrk_run(
+    url: str, reasons: bool, seconds: int, work: Path, customers: int, rate: int | None = None
 ) -> dict[str, Any] | None:
-    """Closed-loop maximum throughput with wrk (8 connections, 1 thread)."""
+    """wrk (1 thread, 8 connections) for `seconds`: closed loop at its maximum, or paced at
+    `rate` requests/s; latency counts from when wrk sends a request to its whole answer."""
     if shutil.which("wrk") is None:
-        log("wrk not installed (Debian package wrk): maximum-throughput runs skipped")
+        log("wrk not installed (Debian package wrk): wrk runs skipped")
         return None
     script = work / "decide.lua"
-    script.write_text(WRK_SCRIPT % (TOUCHPOINT.value, "true" if reasons else "false", customers))
+    lua = WRK_SCRIPT % (TOUCHPOINT.value, "true" if reasons else "false", customers)
+    script.write_text(lua + (WRK_PACING % rate if rate else ""))
     out = subprocess.run(
-        ["wrk", "-t1", "-c8", f"-d{seconds}s", "-s", str(script), url],
+        ["wrk", "-t1", f"-c{WRK_CONNECTIONS}", f"-d{seconds}s", "-s", str(script), url],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
     line = next(line for line in out.splitlines() if line.startswith("WRK "))
     requests, duration_us, socket_errors, status_errors, p50, p95, p99 = map(int, line.split()[1:])
+    pace = f"{rate}/s paced" if rate else "max"
     return {
-        "run": "max (wrk, 8 connections)",
+        "run": f"{pace} (wrk, {WRK_CONNECTIONS} connections)",
         "requests": requests,
         "errors": socket_errors + status_errors,
         "throughput_per_s": round(requests / (duration_us / 1e6), 1),
@@ -363,6 +389,11 @@ def bare_transport(
         for row in fixed_rate_runs(url, _bodies(customers, False), rates, seconds):
             rows.append({"online_store": BARE_APP, "reasons": False, **row})
             log(f"{BARE_APP}: {row}")
+        for rate in rates:
+            paced = wrk_run(url, False, seconds, work, len(customers), rate)
+            if paced:
+                rows.append({"online_store": BARE_APP, "reasons": False, **paced})
+                log(f"{BARE_APP}: {paced}")
     return rows
 
 
@@ -373,13 +404,13 @@ def section_http(
     for online in ONLINE_STORES:
         with service_on(online, catalog_path, work) as url:
             for reasons in (True, False):
-                for row in fixed_rate_runs(url, _bodies(customers, reasons), rates, seconds):
+                runs = fixed_rate_runs(url, _bodies(customers, reasons), rates, seconds)
+                for rate in [*rates, None]:
+                    run = wrk_run(url, reasons, seconds, work, len(customers), rate)
+                    runs += [run] if run else []
+                for row in runs:
                     rows.append({"online_store": online, "reasons": reasons, **row})
                     log(f"{online}, reasons {'on' if reasons else 'off'}: {row}")
-                peak = wrk_max(url, reasons, seconds, work, len(customers))
-                if peak:
-                    rows.append({"online_store": online, "reasons": reasons, **peak})
-                    log(f"{online}, reasons {'on' if reasons else 'off'}: {peak}")
     return rows
 
 
@@ -630,6 +661,22 @@ def section_floor(
     return {"floor": floor, "naive": naive}
 
 
+SPEED_CHECK_ADDITIONS = 10_000_000
+
+
+def speed_check() -> float:
+    """Seconds for a pure-Python loop of 10M additions, best of 3: how fast this host runs
+    Python at the moment (hosts, and the same host from hour to hour, differ severalfold)."""
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        total = 0
+        for i in range(SPEED_CHECK_ADDITIONS):
+            total += i
+        best = min(best, time.perf_counter() - started)
+    return round(best, 2)
+
+
 def machine() -> dict[str, Any]:
     cpu = "unknown"
     with contextlib.suppress(OSError, StopIteration):
@@ -645,6 +692,7 @@ def machine() -> dict[str, Any]:
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "platform": platform.platform(),
+        "speed_check_s": speed_check(),
     }
 
 
@@ -734,6 +782,9 @@ def markdown(results: dict[str, Any]) -> str:
     lines = [
         f"Benchmarks of {meta['date']} on {meta['cpu']} ({meta['cores']} cores), "
         f"Python {meta['python']}; `{results['command']}`",
+        "",
+        f"Speed check (`speed_check`: a pure-Python loop of 10M additions, best of 3): "
+        f"{meta['speed_check_s']} s at the start, {meta['speed_check_end_s']} s at the end.",
         "",
     ]
     if "floor" in results:
@@ -935,6 +986,7 @@ def main(argv: list[str] | None = None) -> None:
         if "training" in sections:
             sizes = [int(n) for n in args.training_sizes.split(",")]
             results["training"] = section_training(sizes, work)
+    results["machine"]["speed_check_end_s"] = speed_check()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
