@@ -955,8 +955,9 @@ def main(argv: list[str] | None = None) -> None:
     customers = pd.read_parquet(profile, columns=["customer_id"])["customer_id"].tolist()
     results: dict[str, Any] = {
         "machine": machine(),
-        "command": "python -m tests.benchmarks "
-        + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": " ".join(
+            ["python -m tests.benchmarks", *(argv if argv is not None else sys.argv[1:])]
+        ),
     }
     with tempfile.TemporaryDirectory(prefix="nba-bench-") as scratch:
         work = Path(scratch)
