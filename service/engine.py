@@ -326,7 +326,7 @@ class DecisionEngine:
                 _, eligible = self._eligible(version, values, everyone, touchpoint, 0.0)
                 scored = self._score(model, version, touchpoint, eligible, values)
                 if len(scored.actions):
-                    model.booster.predict(scored.matrix[:1], pred_contrib=True, num_threads=1)
+                    model.contributions(scored.matrix[:1])
 
     @staticmethod
     def _eligible(

@@ -5,9 +5,11 @@ class count, copies the parameters, formats them) and checks and converts its in
 the one C call that predicts. For the 25 rows of a decision that wrapper is about a third
 of the prediction (`python -m tests.benchmarks --sections floor`: row `predict`).
 `SmallBatchPredictor` makes the same C call, `LGBM_BoosterPredictForMat`, with everything
-but the matrix prepared once. It uses lightgbm's private `_LIB`, `_safe_call` and
-`Booster._handle`: `tests/unit/test_fast_predict.py` holds it equal to `Booster.predict`,
-so an upgrade of lightgbm that changes them fails there first.
+but the matrix prepared once; for the SHAP contributions of reasons too (there the wrapper
+is about an eighth of the time: TreeSHAP itself dominates). It uses lightgbm's private
+`_LIB`, `_safe_call` and `Booster._handle`: `tests/unit/test_fast_predict.py` holds it
+equal to `Booster.predict`, with and without `pred_contrib`, so an upgrade of lightgbm that
+changes them fails there first.
 """
 
 from __future__ import annotations
@@ -22,12 +24,13 @@ from lightgbm.libpath import _LIB
 _FLOAT64 = 1  # C_API_DTYPE_FLOAT64
 _ROW_MAJOR = 1  # C_API_IS_ROW_MAJOR
 _PREDICT_NORMAL = 0  # C_API_PREDICT_NORMAL: probabilities for binary, scores for rankers
+_PREDICT_CONTRIB = 3  # C_API_PREDICT_CONTRIB: SHAP values (TreeSHAP)
 _DOUBLE_P = ctypes.POINTER(ctypes.c_double)
 
 
 class SmallBatchPredictor:
-    """`booster.predict(matrix, num_threads=1)` for a booster with one model per iteration
-    (binary classifiers and rankers), as one C call."""
+    """`booster.predict(matrix, num_threads=1)`, and its `pred_contrib=True`, for a booster
+    with one model per iteration (binary classifiers and rankers), as one C call each."""
 
     def __init__(self, booster: lgb.Booster) -> None:
         if booster.num_model_per_iteration() != 1:
@@ -39,14 +42,22 @@ class SmallBatchPredictor:
 
     def predict(self, matrix: np.ndarray) -> np.ndarray:
         """Scores of the rows of a 2-D matrix with the booster's feature count."""
+        return self._call(matrix, _PREDICT_NORMAL, 1)
+
+    def contributions(self, matrix: np.ndarray) -> np.ndarray:
+        """`booster.predict(matrix, pred_contrib=True, num_threads=1)`: per row, each
+        feature's SHAP contribution to the raw score, then the expected value (last column)."""
+        return self._call(matrix, _PREDICT_CONTRIB, self._features + 1)
+
+    def _call(self, matrix: np.ndarray, kind: int, width: int) -> np.ndarray:
         if matrix.ndim != 2 or matrix.shape[1] != self._features:
             raise ValueError(
                 f"expected a matrix of {self._features} features, got shape {matrix.shape}"
             )
         rows = np.ascontiguousarray(matrix, dtype=np.float64)
-        scores = np.empty(rows.shape[0], dtype=np.float64)
+        out = np.empty(rows.shape[0] * width, dtype=np.float64)
         if not len(rows):
-            return scores
+            return out if width == 1 else out.reshape(0, width)
         written = ctypes.c_int64(0)
         _safe_call(
             _LIB.LGBM_BoosterPredictForMat(
@@ -56,14 +67,14 @@ class SmallBatchPredictor:
                 ctypes.c_int32(rows.shape[0]),
                 ctypes.c_int32(rows.shape[1]),
                 ctypes.c_int(_ROW_MAJOR),
-                ctypes.c_int(_PREDICT_NORMAL),
+                ctypes.c_int(kind),
                 ctypes.c_int(0),  # start iteration
                 self._iterations,
                 self._parameters,
                 ctypes.byref(written),
-                scores.ctypes.data_as(_DOUBLE_P),
+                out.ctypes.data_as(_DOUBLE_P),
             )
         )
-        if written.value != rows.shape[0]:
-            raise RuntimeError(f"LightGBM wrote {written.value} scores for {rows.shape[0]} rows")
-        return scores
+        if written.value != len(out):
+            raise RuntimeError(f"LightGBM wrote {written.value} values, expected {len(out)}")
+        return out if width == 1 else out.reshape(rows.shape[0], width)

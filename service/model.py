@@ -53,6 +53,11 @@ class LoadedModel:
         scores = self._scorer.predict(matrix)
         return self.calibration.apply(scores) if self.calibration else scores
 
+    def contributions(self, matrix: np.ndarray) -> np.ndarray:
+        """SHAP contributions of each feature to each row's raw score, the expected value
+        last (LightGBM's `pred_contrib`, single-threaded)."""
+        return self._scorer.contributions(matrix)
+
 
 class RegistryUnavailableError(ModelLoadError):
     """The registry could not be asked (unreachable, or the alias does not exist)."""

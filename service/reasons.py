@@ -41,7 +41,7 @@ def top_reasons(
     limit: int = 3,
 ) -> list[Reason]:
     """The customer features that raised this row's predicted acceptance the most."""
-    contributions = model.booster.predict(row, pred_contrib=True, num_threads=1)[0]
+    contributions = model.contributions(row)[0]
     names = model.spec.customer_features
     order = np.argsort(contributions[: len(names)])[::-1]
     reasons = []

@@ -106,7 +106,7 @@ def check_model(model: LoadedModel, served_features: Collection[str]) -> None:
             )
     try:
         scores = model.predict(np.vstack(rows))
-        model.booster.predict(rows[0][:1], pred_contrib=True, num_threads=1)
+        model.contributions(rows[0][:1])
     except Exception as exc:  # LightGBM raises bare exceptions on malformed input
         raise ModelLoadError(
             f"model {model.name} version {model.version} failed its smoke prediction: {exc}"

@@ -1,4 +1,5 @@
-"""SmallBatchPredictor gives exactly what `Booster.predict(..., num_threads=1)` gives."""
+"""SmallBatchPredictor gives exactly what `Booster.predict(..., num_threads=1)` gives, with
+and without `pred_contrib`."""
 
 from __future__ import annotations
 
@@ -54,6 +55,9 @@ def test_equals_booster_predict(params: dict[str, object], dataset: dict[str, ob
     for matrix in _inputs():
         expected = booster.predict(matrix, num_threads=1)
         np.testing.assert_array_equal(predictor.predict(matrix), expected)
+        contributions = booster.predict(matrix, pred_contrib=True, num_threads=1)
+        assert contributions.shape == (len(matrix), FEATURES + 1)
+        np.testing.assert_array_equal(predictor.contributions(matrix), contributions)
 
 
 def test_follows_the_best_iteration_as_predict_does() -> None:
@@ -79,6 +83,7 @@ def test_a_model_file_round_trip_scores_the_same(tmp_path: Path) -> None:
 def test_no_rows_gives_no_scores() -> None:
     predictor = SmallBatchPredictor(_train({"objective": "binary"}))
     assert predictor.predict(np.empty((0, FEATURES))).shape == (0,)
+    assert predictor.contributions(np.empty((0, FEATURES))).shape == (0, FEATURES + 1)
 
 
 def test_a_matrix_of_the_wrong_width_is_refused() -> None:
@@ -109,4 +114,8 @@ def test_the_served_model_predicts_through_it(catalog: Catalog) -> None:
     matrix = rng.normal(size=(25, model.booster.num_feature()))
     np.testing.assert_array_equal(
         model.predict(matrix), model.booster.predict(matrix, num_threads=1)
+    )
+    np.testing.assert_array_equal(
+        model.contributions(matrix[:1]),
+        model.booster.predict(matrix[:1], pred_contrib=True, num_threads=1),
     )
