@@ -16,7 +16,7 @@ demo: install
 ## test: install, then run lint, type checks and the whole test suite
 test: install
 	$(BIN)/ruff check .
-	$(BIN)/mypy service training tests/benchmarks
+	$(BIN)/mypy service training tests
 	$(BIN)/pytest
 
 ## install: project-local virtual environment with the locked versions
@@ -48,7 +48,7 @@ lock:
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/mypy service training tests/benchmarks
+	$(BIN)/mypy service training tests
 
 ## clean: remove generated data, stores and models (keeps the virtual environment)
 clean:

@@ -93,6 +93,8 @@ def test_nba_train_dask_on_a_scheduler_reports_progress_and_registers(
     world: World, client: Client
 ) -> None:
     """The CLI as a client of a running scheduler (`NBA_DASK_SCHEDULER`): the module's cluster."""
+    # the module's cluster is running: its scheduler has an address
+    assert client.scheduler is not None and client.scheduler.address is not None
     env = {
         **world.env,
         "NBA_DASK_SCHEDULER": client.scheduler.address,
@@ -112,9 +114,9 @@ def test_nba_train_dask_on_a_scheduler_reports_progress_and_registers(
     ):
         assert line in output, f"{line!r} missing from:\n{output}"
     uri = world.env["NBA_MLFLOW_TRACKING_URI"]
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    version = client.get_model_version_by_alias("nba-propensity", "champion")
-    params = client.get_run(str(version.run_id)).data.params
+    mlflow_client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    version = mlflow_client.get_model_version_by_alias("nba-propensity", "champion")
+    params = mlflow_client.get_run(str(version.run_id)).data.params
     assert params["lgb_tree_learner"] == "data"
     assert params["lgb_dask_workers"] == "2"
     assert int(params["best_iteration"]) > 10

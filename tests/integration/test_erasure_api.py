@@ -8,6 +8,7 @@ import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import httpx
 import pandas as pd
@@ -61,7 +62,8 @@ class KeyedService:
 
     def audited(self, request_id: str) -> list[dict[str, object]]:
         frame = self.audit()
-        rows: list[dict[str, object]] = frame[frame["request_id"] == request_id].to_dict("records")
+        records = frame[frame["request_id"] == request_id].to_dict("records")
+        rows = cast(list[dict[str, object]], records)  # the audit frame's columns are strings
         return rows
 
 
@@ -173,7 +175,7 @@ def test_every_admin_action_is_audited(keyed: KeyedService, picker: CustomerPick
     anonymous = keyed.client.post("/admin/models/reload", headers={"X-Request-ID": "no-key"})
     assert anonymous.status_code == 401
 
-    def entry(request_id: str) -> tuple[object, ...]:
+    def entry(request_id: str) -> tuple[Any, ...]:
         (row,) = keyed.audited(request_id)
         assert isinstance(row["at"], float) and row["at"] > 1.7e9
         return (row["caller"], row["action"], row["outcome"], row["subject"])

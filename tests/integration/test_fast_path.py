@@ -16,6 +16,7 @@ from service import fast_path
 from service.app import create_app
 from service.auth import issue_key
 from service.engine import DecisionEngine
+from service.routes import decision_response
 from service.schemas import DecisionRequest, ErrorResponse
 from service.vocabulary import Scope
 from tests.conftest import Stack
@@ -56,7 +57,7 @@ def clients(
 def fast_calls(monkeypatch: pytest.MonkeyPatch) -> list[DecisionRequest]:
     """The requests the fast path decided (the route calls its own `decision_response`)."""
     calls: list[DecisionRequest] = []
-    decide = fast_path.decision_response
+    decide = decision_response  # the object `service.fast_path` imported from `service.routes`
 
     def spy(engine: DecisionEngine, body: DecisionRequest) -> Any:
         calls.append(body)

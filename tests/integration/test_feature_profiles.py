@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 import redis
@@ -36,7 +37,7 @@ def test_production_profile_materialises_into_redis(
     output = run_cli(["features"], production_env, stack.root)
     assert "Applying changes for project nba" in output
     assert "Deploying infrastructure for customer_activity" in output  # Redis, not SQLite
-    assert redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=REDIS_DB).dbsize() > 1000
+    assert cast(int, redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=REDIS_DB).dbsize()) > 1000
     for key in ("NBA_FEAST_REGISTRY_URL", "NBA_REDIS_URL"):
         monkeypatch.setenv(key, production_env[key])
     services = ["nba_model_features", "nba_consent"]

@@ -22,7 +22,8 @@ def decide(api: httpx.Client, customer: str, **extra: Any) -> dict[str, Any]:
         "/v1/decisions", json={"customer_id": customer, "touchpoint": "call_center", **extra}
     )
     assert response.status_code == 200, response.text
-    return response.json()
+    body: dict[str, Any] = response.json()
+    return body
 
 
 def feedback(api: httpx.Client, decision_id: str, action_id: str, outcome: str) -> httpx.Response:

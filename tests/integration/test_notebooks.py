@@ -31,7 +31,10 @@ def notebook_env(stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
 
 def execute(name: str, cwd: Path) -> nbformat.NotebookNode:
-    notebook = nbformat.read(ROOT / "notebooks" / name, as_version=4)
+    # nbformat does not annotate `read`
+    notebook: nbformat.NotebookNode = nbformat.read(  # type: ignore[no-untyped-call]
+        ROOT / "notebooks" / name, as_version=4
+    )
     NotebookClient(
         notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}
     ).execute()

@@ -101,7 +101,7 @@ def _traces(backend: str, repo: Path, customer: str) -> int:
         tables = [
             r[0] for r in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
         ]
-        rows = sum(
+        rows: int = sum(
             connection.execute(
                 f'SELECT count(*) FROM "{t}" WHERE instr(entity_key, ?) > 0', (needle,)
             ).fetchone()[0]

@@ -65,6 +65,7 @@ def test_training_logs_the_card_with_the_version(stack: Stack) -> None:
     client = MlflowClient(tracking_uri=stack.tracking_uri, registry_uri=stack.tracking_uri)
     version = client.get_model_version("nba-propensity", "2")
     description = version.description
+    assert description is not None
     assert description.startswith("# Model card: nba-propensity version 2")
     assert len(description) <= 5000  # MLflow's column limit, enforced on PostgreSQL
     assert f"card/card.md` and `card/card.html` of run {version.run_id}" in description

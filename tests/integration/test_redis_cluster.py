@@ -14,10 +14,12 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import httpx
 import pytest
 import redis
+from feast.infra.online_stores.redis import RedisOnlineStore
 from redis.cluster import RedisCluster
 
 from service.engine import UNKNOWN_CUSTOMER_NOTICE
@@ -47,7 +49,7 @@ def _wait_until(check: Callable[[], object], what: str, timeout: float = 30.0) -
 
 
 def _cluster_ready(node: redis.Redis) -> bool:
-    info = node.cluster("info")
+    info = cast(dict[str, str], node.cluster("info"))  # a synchronous client: parsed INFO
     return bool(info["cluster_state"] == "ok" and int(info["cluster_known_nodes"]) == len(PORTS))
 
 
@@ -85,12 +87,16 @@ def cluster_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         share = SLOTS // len(PORTS)
         for index, node in enumerate(nodes):
             last = SLOTS - 1 if index == len(nodes) - 1 else (index + 1) * share - 1
-            node.execute_command("CLUSTER ADDSLOTSRANGE", index * share, last)
+            # redis-py leaves `execute_command` unannotated
+            node.execute_command(  # type: ignore[no-untyped-call]
+                "CLUSTER ADDSLOTSRANGE", index * share, last
+            )
         for port in PORTS[1:]:
-            nodes[0].execute_command("CLUSTER MEET", HOST, port)
+            nodes[0].execute_command("CLUSTER MEET", HOST, port)  # type: ignore[no-untyped-call]
         for node in nodes:
             _wait_until(
-                lambda node=node: _cluster_ready(node),
+                # mypy cannot infer a lambda whose only parameter binds the loop variable
+                cast(Callable[[], object], lambda node=node: _cluster_ready(node)),
                 "cluster_state:ok on every node",
             )
         yield ",".join(f"{HOST}:{port}" for port in PORTS)
@@ -141,7 +147,7 @@ def cluster_stack(
 
 
 def test_materialisation_spreads_customers_over_every_shard(cluster_stack: ClusterStack) -> None:
-    per_node = {port: redis.Redis(host=HOST, port=port).dbsize() for port in PORTS}
+    per_node = {port: cast(int, redis.Redis(host=HOST, port=port).dbsize()) for port in PORTS}
     print(f"\nredis cluster: keys per master {per_node}")
     assert all(count > 300 for count in per_node.values()), per_node
     assert sum(per_node.values()) >= 1500  # one hash per customer
@@ -156,9 +162,12 @@ def test_cluster_reads_equal_the_sqlite_reads(
         cluster_stack.repo, SERVICES, cluster_stack.profile, timeout_seconds=0.25
     )
     store = on_cluster._store  # the read timeout reaches every node of the cluster
-    client = store._get_provider().online_store._get_client(store.config.online_store)
+    # the profile's online store is Feast's Redis store (typed as the base OnlineStore)
+    online_store = cast(RedisOnlineStore, store._get_provider().online_store)
+    client = online_store._get_client(store.config.online_store)
     assert isinstance(client, RedisCluster)
-    pools = [n.redis_connection.connection_pool for n in client.get_nodes()]
+    nodes = client.get_nodes()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
+    pools = [n.redis_connection.connection_pool for n in nodes]
     assert len(pools) == len(PORTS)
     assert all(p.connection_kwargs["socket_timeout"] == 0.25 for p in pools)
     on_sqlite = OnlineFeatures(stack.feature_repo, SERVICES)
@@ -205,7 +214,7 @@ def test_consent_update_and_erasure_through_the_cluster(api: httpx.Client) -> No
     assert withdrawn.status_code == 200, withdrawn.text
     body = _decide(api, customer)
     assert body["personalised"] is False
-    assert all(a["type"] != "offer" for a in body["ranked"])  # type: ignore[attr-defined, index]
+    assert all(a["type"] != "offer" for a in body["ranked"])  # type: ignore[attr-defined]
     restored = api.put(f"{path}/consent", json={"marketing": ["call_center"], "profiling": True})
     assert restored.status_code == 200
     assert _decide(api, customer)["personalised"] is True

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -132,7 +133,10 @@ def _store(
 
 
 def _contents(client: redis.Redis) -> dict[bytes, dict[bytes, bytes]]:
-    return {key: client.hgetall(key) for key in client.scan_iter(count=5_000)}
+    # a synchronous client: HGETALL answers a dict, not an awaitable
+    return {
+        key: cast(dict[bytes, bytes], client.hgetall(key)) for key in client.scan_iter(count=5_000)
+    }
 
 
 @pytest.fixture(params=[None, 3600], ids=["no-key-ttl", "key-ttl"])
@@ -176,14 +180,15 @@ def test_the_engine_writes_feasts_layout_byte_for_byte_and_keeps_newer_stored_ro
     writes = [r for r in caplog.records if "rows written to Redis" in r.getMessage()]
     written = [r.getMessage() for r in writes]
     assert len(written) == 4, "the bulk writer wrote both views in both windows"
-    assert {r.threadName.rsplit("_", 1)[0] for r in writes} == {"materialise"}, (
+    # the engine's writes log from named threads
+    assert {cast(str, r.threadName).rsplit("_", 1)[0] for r in writes} == {"materialise"}, (
         "Feast handed both views to the engine at once, which wrote them in its threads"
     )
     assert len(deduplicated) == 4, "the engine's de-duplication ran, not Feast's"
     assert any("kept" in m and " 0 kept" not in m for m in written), "newer rows were kept"
     assert ours_client.dbsize() == CUSTOMERS + 1
-    feast_ttls = {feast_client.ttl(k) > 0 for k in feast_client.scan_iter(count=5_000)}
-    our_ttls = {ours_client.ttl(k) > 0 for k in ours_client.scan_iter(count=5_000)}
+    feast_ttls = {cast(int, feast_client.ttl(k)) > 0 for k in feast_client.scan_iter(count=5_000)}
+    our_ttls = {cast(int, ours_client.ttl(k)) > 0 for k in ours_client.scan_iter(count=5_000)}
     assert our_ttls == feast_ttls
     assert len(our_ttls) == 1
 

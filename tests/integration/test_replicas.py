@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pandas as pd
@@ -61,7 +61,7 @@ def shared_stores(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Ite
             "NBA_CATALOG_RELOAD_SECONDS": "0",
         }
         run_cli(["features"], env, stack.root)  # feast apply + materialize into Redis
-        assert cache.dbsize() > 1000
+        assert cast(int, cache.dbsize()) > 1000
         yield SharedStores(env, database_url(name))
 
 

@@ -41,7 +41,8 @@ def decide(api: httpx.Client, customer: str, touchpoint: str, **extra: Any) -> d
         "/v1/decisions", json={"customer_id": customer, "touchpoint": touchpoint, **extra}
     )
     assert response.status_code == 200, response.text
-    return response.json()
+    body: dict[str, Any] = response.json()
+    return body
 
 
 def dropped_by(body: dict[str, Any]) -> dict[str, dict[str, str]]:
@@ -179,7 +180,7 @@ def _write_catalog(service: Service, raw: dict[str, Any]) -> None:
 def _wait_for(api: httpx.Client, predicate: Any, what: str) -> dict[str, Any]:
     deadline = time.monotonic() + 15
     while True:
-        ready = api.get("/health/ready").json()
+        ready: dict[str, Any] = api.get("/health/ready").json()
         if predicate(ready):
             return ready
         assert time.monotonic() < deadline, f"timed out waiting for {what}: {ready}"

@@ -13,6 +13,7 @@ import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 import redis
@@ -57,7 +58,7 @@ def test_spark_materialises_what_the_local_engine_does(
     spark_env: dict[str, str], stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     run_cli(["features"], spark_env, stack.root)
-    assert redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=REDIS_DB).dbsize() >= 1500
+    assert cast(int, redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=REDIS_DB).dbsize()) >= 1500
     for key in ("NBA_FEAST_REGISTRY_URL", "NBA_REDIS_URL"):
         monkeypatch.setenv(key, spark_env[key])
     on_spark = OnlineFeatures(

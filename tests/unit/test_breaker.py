@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import pytest
 
 from service.breaker import BreakerState, CircuitBreaker
@@ -18,7 +20,8 @@ class Clock:
 
 
 def gauge(dependency: str) -> float:
-    return DEPENDENCY_UP.labels(dependency)._value.get()
+    # prometheus_client's private `_value` is untyped; a gauge holds a float
+    return cast(float, DEPENDENCY_UP.labels(dependency)._value.get())
 
 
 def test_a_failure_opens_it_and_calls_fail_fast_until_the_cooldown_ends() -> None:

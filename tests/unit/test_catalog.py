@@ -1,6 +1,7 @@
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -33,8 +34,9 @@ def _write(tmp_path: Path, raw: object) -> Path:
     return path
 
 
-def _shipped() -> dict:
-    return yaml.safe_load(DEFAULT_CATALOG.read_text(encoding="utf-8"))
+def _shipped() -> dict[str, Any]:
+    raw: dict[str, Any] = yaml.safe_load(DEFAULT_CATALOG.read_text(encoding="utf-8"))
+    return raw
 
 
 def test_error_names_action_and_field(tmp_path: Path) -> None:

@@ -6,12 +6,13 @@ from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 
 from service.breaker import CircuitBreaker
 from service.catalog import Catalog, ConsentPurpose
-from service.decision_log import CustomerSession, DecisionLog, Outcome
+from service.decision_log import ContactHistory, CustomerSession, DecisionLog, Outcome
 from service.engine import (
     DECISION_LOG_DOWN_NOTICE,
     FEATURE_STORE_DOWN_NOTICE,
@@ -59,6 +60,7 @@ def test_ranking_by_tier_then_expected_value(catalog, model, tmp_path) -> None:
     )
     assert decision.ranked[len(above)].action.id == "no_action"
     for scored in above:
+        assert scored.propensity is not None  # `above` kept only scored actions
         a = scored.action
         assert scored.expected_value == pytest.approx(
             scored.propensity * a.value * a.lever - a.cost
@@ -224,7 +226,7 @@ class DownLog:
         with self.inner.customer_session(customer_id) as session:
             yield session
 
-    def __getattr__(self, name: str) -> object:
+    def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
 
@@ -283,7 +285,7 @@ class AppendFails:
     def __init__(self, session: CustomerSession) -> None:
         self.session = session
 
-    def history(self, since: float) -> object:
+    def history(self, since: float) -> ContactHistory:
         return self.session.history(since)
 
     def append(self, record: object) -> None:

@@ -4,6 +4,7 @@ and without `pred_contrib`."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, cast
 
 import lightgbm as lgb
 import numpy as np
@@ -49,13 +50,14 @@ def _inputs() -> list[np.ndarray]:
     ],
     ids=["binary", "rank_xendcg", "lambdarank"],
 )
-def test_equals_booster_predict(params: dict[str, object], dataset: dict[str, object]) -> None:
+def test_equals_booster_predict(params: dict[str, object], dataset: dict[str, Any]) -> None:
     booster = _train(params, **dataset)
     predictor = SmallBatchPredictor(booster)
     for matrix in _inputs():
         expected = booster.predict(matrix, num_threads=1)
         np.testing.assert_array_equal(predictor.predict(matrix), expected)
-        contributions = booster.predict(matrix, pred_contrib=True, num_threads=1)
+        # a dense matrix in gives a dense array out (not the sparse variants)
+        contributions = cast(np.ndarray, booster.predict(matrix, pred_contrib=True, num_threads=1))
         assert contributions.shape == (len(matrix), FEATURES + 1)
         np.testing.assert_array_equal(predictor.contributions(matrix), contributions)
 

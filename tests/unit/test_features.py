@@ -1,4 +1,5 @@
 import math
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -60,7 +61,7 @@ def test_training_frame_and_serving_vector_give_the_same_rows() -> None:
     for i in range(2):
         served = featurize(
             SPEC,
-            customer_vector(SPEC, frame.iloc[i].to_dict()),
+            customer_vector(SPEC, cast(dict[str, Any], frame.iloc[i].to_dict())),
             [["a", "b"][i]],
             ["offer"],
             [["app", "store"][i]],

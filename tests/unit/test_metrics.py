@@ -81,7 +81,8 @@ def test_memoised_scores_each_matrix_once() -> None:
 
     def scorer(matrix: np.ndarray) -> np.ndarray:
         calls.append(len(matrix))
-        return matrix.sum(axis=1)
+        sums: np.ndarray = matrix.sum(axis=1)
+        return sums
 
     score = memoised(scorer)
     first, second = np.ones((3, 2)), np.ones((4, 2))

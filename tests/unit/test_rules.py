@@ -1,4 +1,5 @@
 from datetime import date
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -67,7 +68,7 @@ def test_eligible_rows_agree_with_the_rules_of_one_decision() -> None:
     frame = pd.DataFrame({f: rng.integers(0, 4, 300).astype(float) for f in features})
     frame = frame.mask(rng.uniform(size=frame.shape) < 0.1)  # some values missing
     everyone = Consent(frozenset(Touchpoint), True)
-    records = frame.to_dict("records")
+    records = cast(list[dict[str, Any]], frame.to_dict("records"))  # string column names
     for action in catalog.actions:
         for today in (TODAY, date(2020, 1, 1), date(2040, 1, 1)):
             expected = [
@@ -117,8 +118,12 @@ def test_validity_window() -> None:
     consent = Consent(frozenset({Touchpoint.WEB}), True)
     future = offer(valid_from="2027-01-01")
     past = offer(valid_until="2026-11-21")
-    assert pre_scoring_drop(future, {}, consent, Touchpoint.WEB, TODAY).rule is Rule.NOT_YET_VALID
-    assert pre_scoring_drop(past, {}, consent, Touchpoint.WEB, TODAY).rule is Rule.EXPIRED
+    not_yet = pre_scoring_drop(future, {}, consent, Touchpoint.WEB, TODAY)
+    assert not_yet is not None
+    assert not_yet.rule is Rule.NOT_YET_VALID
+    expired = pre_scoring_drop(past, {}, consent, Touchpoint.WEB, TODAY)
+    assert expired is not None
+    assert expired.rule is Rule.EXPIRED
     customers = pd.DataFrame({"x": [1.0]})
     assert not eligible_rows(future, customers, TODAY).any()
     assert not eligible_rows(past, customers, TODAY).any()
