@@ -18,7 +18,7 @@ read, the `feast materialize` command itself) and replaces three steps:
 Feast hands every view to the engine in one call (`supports_batch`); two views run at a
 time, so that one view's source read and de-duplication overlap another's Redis writes
 (source reads take turns on DuckDB). 1M customers: 15.3 s instead of 21.6 s, by
-`make bench BENCH_ARGS="--sections materialise"` (README "Performance").
+`make bench BENCH_ARGS="--sections materialise"` with and without it (README "Performance").
 
 The result is Feast's layout byte for byte, with Feast's rule that a stored row with the
 same or a newer event time is kept: `tests/integration/test_redis_engine.py`

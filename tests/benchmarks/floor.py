@@ -136,8 +136,11 @@ def measure_naive(
     runtime: Runtime, customers: list[str], touchpoint: Touchpoint, decisions: int
 ) -> dict[str, dict[str, float]]:
     """The same scoring the way a first version would: Feast `to_df`, an `mlflow.pyfunc`
-    model on a DataFrame, LightGBM with its default threads; and Feast's `to_dict` read,
-    which the service makes on the SQLite online store (on Redis it reads the hash itself)."""
+    model on a DataFrame, LightGBM with its default threads, and `Booster.predict` on one
+    thread, for scores and for a row's contributions (the calls `SmallBatchPredictor`
+    makes without the wrapper); and Feast's `to_dict` read,
+    which the service makes on the SQLite online store (on Redis it reads the hash itself).
+    """
     settings = runtime.settings
     store = runtime.features._store  # the same Feast store, read the convenient way
     refs = runtime.features._refs
@@ -161,9 +164,19 @@ def measure_naive(
         done = time.perf_counter_ns()
         model.booster.predict(matrix)  # default threads
         threads_done = time.perf_counter_ns()
+        # Side by side, both warm: the wrapper and the prepared call LoadedModel makes.
+        with timed(timings, f"booster.predict, 1 thread ({n} rows)"):
+            model.booster.predict(matrix, num_threads=1)
+        with timed(timings, f"LoadedModel.predict, same position ({n} rows)"):
+            model.predict(matrix)
+        with timed(timings, "booster.predict(pred_contrib=True), 1 thread (1 row)"):
+            model.booster.predict(matrix[:1], pred_contrib=True, num_threads=1)
+        with timed(timings, "LoadedModel.contributions, same position (1 row)"):
+            model.contributions(matrix[:1])
+        wrapped_done = time.perf_counter_ns()
         store.get_online_features(features=refs, entity_rows=[{"customer_id": customer}]).to_dict()
         timings.setdefault("Feast get_online_features().to_dict()", []).append(
-            time.perf_counter_ns() - threads_done
+            time.perf_counter_ns() - wrapped_done
         )
         timings.setdefault("naive feature read (to_df)", []).append(read_done - started)
         timings.setdefault(f"naive featurise + pyfunc predict ({n} rows)", []).append(

@@ -379,24 +379,42 @@ def fixed_rate_runs(
 BARE_APP = "none: bare ASGI app"  # the online-store column of the transport-only rows
 
 
+def load_runs(
+    url: str,
+    customers: list[str],
+    reasons: bool,
+    rates: list[int],
+    seconds: int,
+    work: Path,
+    peak: bool = True,
+) -> list[dict[str, Any]]:
+    """Every run against one server: the open-loop generator at each of `rates`, wrk paced at
+    each of them and, with `peak`, wrk unpaced for the maximum."""
+    rows = fixed_rate_runs(url, _bodies(customers, reasons), rates, seconds)
+    for rate in [*rates, None] if peak else rates:
+        run = wrk_run(url, reasons, seconds, work, len(customers), rate)
+        rows += [run] if run else []
+    return rows
+
+
+def _labelled(online: str, reasons: bool, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows of the http table: each run with its server and reasons setting, logged."""
+    rows = [{"online_store": online, "reasons": reasons, **run} for run in runs]
+    for row in rows:
+        log(f"{online}, reasons {'on' if reasons else 'off'}: {row}")
+    return rows
+
+
 def bare_transport(
     customers: list[str], work: Path, seconds: int, rates: list[int]
 ) -> list[dict[str, Any]]:
     """The same fixed-rate runs against `tests.benchmarks.bare_app` (uvicorn, 2 workers,
-    an answer of `{}`): what transport and load generator cost before any decision work."""
-    rows: list[dict[str, Any]] = []
+    an answer of `{}`): what transport and load generators cost before any decision work."""
     command = (sys.executable, "-m", "tests.benchmarks.bare_app")
     log_path = work / "service_bare.log"
     with running_service(dict(os.environ), ROOT, log_path, command=command) as url:
-        for row in fixed_rate_runs(url, _bodies(customers, False), rates, seconds):
-            rows.append({"online_store": BARE_APP, "reasons": False, **row})
-            log(f"{BARE_APP}: {row}")
-        for rate in rates:
-            paced = wrk_run(url, False, seconds, work, len(customers), rate)
-            if paced:
-                rows.append({"online_store": BARE_APP, "reasons": False, **paced})
-                log(f"{BARE_APP}: {paced}")
-    return rows
+        runs = load_runs(url, customers, False, rates, seconds, work, peak=False)
+    return _labelled(BARE_APP, False, runs)
 
 
 def section_http(
@@ -406,13 +424,8 @@ def section_http(
     for online in ONLINE_STORES:
         with service_on(online, catalog_path, work) as url:
             for reasons in (True, False):
-                runs = fixed_rate_runs(url, _bodies(customers, reasons), rates, seconds)
-                for rate in [*rates, None]:
-                    run = wrk_run(url, reasons, seconds, work, len(customers), rate)
-                    runs += [run] if run else []
-                for row in runs:
-                    rows.append({"online_store": online, "reasons": reasons, **row})
-                    log(f"{online}, reasons {'on' if reasons else 'off'}: {row}")
+                runs = load_runs(url, customers, reasons, rates, seconds, work)
+                rows += _labelled(online, reasons, runs)
     return rows
 
 
