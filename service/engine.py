@@ -399,12 +399,8 @@ class DecisionEngine:
         the index in the pool of the arbitration winner.
         """
         threshold = version.catalog.policy.no_action_threshold
-        options = [
-            ScoredAction(
-                scored.actions[i], float(scored.propensities[i]), float(scored.expected[i])
-            )
-            for i in keep
-        ]
+        propensities, expected = scored.propensities.tolist(), scored.expected.tolist()
+        options = [ScoredAction(scored.actions[i], propensities[i], expected[i]) for i in keep]
         nothing = ScoredAction(version.catalog.no_action, None, threshold)
 
         def key(s: ScoredAction) -> tuple[int, int, float]:

@@ -9,14 +9,14 @@ import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import redis
 from feast import Entity, FeatureService, FeatureStore, FeatureView
 
 from service.feature_client import OnlineFeatures
-from service.redis_features import redis_hash_reader
+from service.redis_features import _string_key_prefix, redis_hash_reader
 from tests.conftest import copy_feature_repo
 
 pytestmark = pytest.mark.integration
@@ -178,3 +178,39 @@ def test_reads_return_what_feast_returns_for_full_partial_and_unknown_customers(
             assert None not in expected
         else:
             assert online.read(customer) is None  # no model feature: unknown to the service
+
+
+@pytest.mark.parametrize("features", ["redis"], indirect=True)  # the direct read is Redis's
+def test_a_read_after_redis_dropped_the_connection_reconnects_at_once(
+    features: tuple[str, OnlineFeatures, Path],
+) -> None:
+    """The direct read sends its own packed HMGET on a connection its thread keeps: a
+    connection the server closed (a Redis restart, an idle timeout) is reopened by the one
+    immediate retry, and the read answers as before."""
+    _, online, repo = features
+    written = _fill(online, repo, "reconnect-5d21")
+    admin = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=REDIS_DB)
+    store = FeatureStore(repo_path=str(repo))
+    reader = redis_hash_reader(store, [(online.views[c], c) for c in online.columns])
+    assert reader is not None
+    assert reader.read("reconnect-5d21") == list(written.values())
+    killed = cast(int, admin.client_kill_filter(_type="normal", skipme=True))  # sync client
+    assert killed >= 1, "the reader's connection was open"
+    assert reader.read("reconnect-5d21") == list(written.values())
+    assert reader.read("unknown-3b9d") == [None] * len(online.columns)
+
+
+@pytest.mark.parametrize("features", ["redis"], indirect=True)
+def test_the_key_from_the_checked_prefix_is_feasts_key(
+    features: tuple[str, OnlineFeatures, Path],
+) -> None:
+    """The direct read builds the hash key from a prefix found with Feast's `_redis_key`;
+    it must be Feast's key for every ID, and a layout it does not recognise falls back."""
+    _, online, repo = features
+    reader = redis_hash_reader(
+        FeatureStore(repo_path=str(repo)), [(online.views[c], c) for c in online.columns]
+    )
+    assert reader is not None and reader._key_prefix is not None
+    for customer in ("C0000042", "", "x" * 300, "kunde-ñ-東京-🙂", "with space;and:colons"):
+        assert reader._key(customer) == reader._feast_key(customer)
+    assert _string_key_prefix(lambda entity: b"v9:" + entity.encode(), "nba") is None
