@@ -2,7 +2,7 @@
 
 `FeatureStore.get_online_features(...).to_dict()` costs 0.57 ms at p50 in Python (request
 and response protobufs, one lookup per feature view, a response dict), against 0.09 ms for
-this read (`python -m tests.benchmarks --sections floor`, 2026-12-05 21:25 UTC; 0.21 ms
+this read (`python -m tests.benchmarks --sections floor`, 2026-12-05 20:47 UTC; 0.21 ms
 before the key came from a checked prefix and the command went out packed on the thread's
 own connection instead of through `Redis.hmget`). Feast keeps every
 feature of an entity in one Redis hash: the key is the serialised entity key followed by
