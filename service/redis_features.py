@@ -112,7 +112,7 @@ class RedisHashReader:
         assert self._pool is not None
         command = [b"%s$%d\r\n%s\r\n%s" % (self._packed_head, len(key), key, self._packed_fields)]
         connection = getattr(self._local, "connection", None)
-        if connection is None:  # checked out for good: the pool still closes it on shutdown
+        if connection is None:  # checked out for good: one per decision thread
             connection = self._local.connection = self._pool.get_connection()
 
         def send_and_read() -> list[bytes | None]:
