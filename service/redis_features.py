@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import struct
 import threading
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -26,6 +27,7 @@ from feast.infra.online_stores.helpers import _mmh3, _redis_key, compute_version
 from feast.infra.online_stores.redis import RedisOnlineStore
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from feast.type_map import feast_value_type_to_python_type
+from feast.value_type import ValueType
 from redis import Redis
 from redis.connection import ConnectionPool
 
@@ -67,7 +69,12 @@ class RedisHashReader:
         self._project = config.project
         self._project_bytes = config.project.encode()
         self._key_version = config.entity_key_serialization_version
-        self._key_prefix = _string_key_prefix(self._feast_key, self._project)
+        (join_key,) = self._key_view.entity_columns
+        self._key_prefix = (
+            _string_key_prefix(self._feast_key, self._project)
+            if join_key.dtype.to_value_type() == ValueType.STRING
+            else None  # another key type: every key from Feast's function
+        )
         self._client = online_store._get_client(config.online_store)
         # A plain Redis client (not a Redis Cluster, which routes each key) gets the packed
         # command on a connection of the reading thread's own, see `_hmget`.
@@ -111,20 +118,31 @@ class RedisHashReader:
         redis-py's per-command wrapping and pool checkout (the README's Performance section)."""
         assert self._pool is not None
         command = [b"%s$%d\r\n%s\r\n%s" % (self._packed_head, len(key), key, self._packed_fields)]
-        connection = getattr(self._local, "connection", None)
-        if connection is None:  # checked out for good: one per decision thread
-            connection = self._local.connection = self._pool.get_connection()
+        held: _ThreadConnection | None = getattr(self._local, "held", None)
+        if held is None:
+            held = self._local.held = _ThreadConnection(self._pool)
+        connection = held.connection
 
         def send_and_read() -> list[bytes | None]:
-            connection.send_packed_command(command)
-            response: list[bytes | None] = connection.read_response()
+            connection.send_packed_command(command)  # type: ignore[no-untyped-call]
+            response: list[bytes | None] = connection.read_response()  # type: ignore[no-untyped-call]
             return response
 
         result: list[bytes | None] = connection.retry.call_with_retry(
             send_and_read,
-            lambda _: connection.disconnect(),
+            lambda _: connection.disconnect(),  # type: ignore[no-untyped-call]
         )
         return result
+
+
+class _ThreadConnection:
+    """A pooled connection one thread keeps for its reads; it goes back to the pool when the
+    thread ends (the thread's locals are dropped then), so threads that come and go, such as
+    anyio's workers behind the decision explorer, leave no connection behind."""
+
+    def __init__(self, pool: ConnectionPool) -> None:
+        self.connection = pool.get_connection()
+        weakref.finalize(self, pool.release, self.connection)
 
 
 _LENGTH = struct.Struct("<I")

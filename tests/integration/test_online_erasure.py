@@ -6,6 +6,8 @@ from __future__ import annotations
 import importlib.util
 import os
 import sqlite3
+import struct
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,9 +16,10 @@ from typing import Any, cast
 import pytest
 import redis
 from feast import Entity, FeatureService, FeatureStore, FeatureView
+from redis.connection import Connection
 
-from service.feature_client import OnlineFeatures
-from service.redis_features import _string_key_prefix, redis_hash_reader
+from service.feature_client import OnlineFeatures, bound_redis_client
+from service.redis_features import RedisHashReader, _string_key_prefix, redis_hash_reader
 from tests.conftest import copy_feature_repo
 
 pytestmark = pytest.mark.integration
@@ -180,24 +183,58 @@ def test_reads_return_what_feast_returns_for_full_partial_and_unknown_customers(
             assert online.read(customer) is None  # no model feature: unknown to the service
 
 
+@pytest.fixture
+def direct_reader(features: tuple[str, OnlineFeatures, Path]) -> RedisHashReader:
+    """A direct reader of the service's features on Redis, with the service's client
+    settings (`bound_redis_client`: socket timeouts, one immediate retry)."""
+    _, online, repo = features
+    store = FeatureStore(repo_path=str(repo))
+    bound_redis_client(store, 0.5)
+    reader = redis_hash_reader(store, [(online.views[c], c) for c in online.columns])
+    assert reader is not None
+    return reader
+
+
+def _held_connection(reader: RedisHashReader) -> Connection:
+    """The connection the calling thread keeps for its reads (after one read)."""
+    return cast(Connection, reader._local.held.connection)
+
+
 @pytest.mark.parametrize("features", ["redis"], indirect=True)  # the direct read is Redis's
 def test_a_read_after_redis_dropped_the_connection_reconnects_at_once(
-    features: tuple[str, OnlineFeatures, Path],
+    features: tuple[str, OnlineFeatures, Path], direct_reader: RedisHashReader
 ) -> None:
     """The direct read sends its own packed HMGET on a connection its thread keeps: a
     connection the server closed (a Redis restart, an idle timeout) is reopened by the one
     immediate retry, and the read answers as before."""
     _, online, repo = features
-    written = _fill(online, repo, "reconnect-5d21")
+    written = list(_fill(online, repo, "reconnect-5d21").values())
+    assert direct_reader.read("reconnect-5d21") == written
+    sock = _held_connection(direct_reader)._sock
+    assert sock is not None
+    host, port = sock.getsockname()[:2]
     admin = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=REDIS_DB)
-    store = FeatureStore(repo_path=str(repo))
-    reader = redis_hash_reader(store, [(online.views[c], c) for c in online.columns])
-    assert reader is not None
-    assert reader.read("reconnect-5d21") == list(written.values())
-    killed = cast(int, admin.client_kill_filter(_type="normal", skipme=True))  # sync client
-    assert killed >= 1, "the reader's connection was open"
-    assert reader.read("reconnect-5d21") == list(written.values())
-    assert reader.read("unknown-3b9d") == [None] * len(online.columns)
+    assert admin.client_kill(f"{host}:{port}"), "the server closed the reader's connection"
+    assert direct_reader.read("reconnect-5d21") == written
+    assert direct_reader.read("unknown-3b9d") == [None] * len(online.columns)
+
+
+@pytest.mark.parametrize("features", ["redis"], indirect=True)
+def test_a_thread_that_ends_gives_its_connection_back_to_the_pool(
+    direct_reader: RedisHashReader,
+) -> None:
+    """Threads that come and go (anyio's workers behind the decision explorer) must not
+    leave a checked-out connection behind."""
+    pool = direct_reader._pool
+    assert pool is not None
+    direct_reader.read("C0000001")  # this thread keeps one
+    in_use = len(pool._in_use_connections)
+    threads = [threading.Thread(target=direct_reader.read, args=("C0000001",)) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+        thread.join()
+    assert len(pool._in_use_connections) == in_use
+    assert len(pool._available_connections) >= 1, "the threads' connections are reusable"
 
 
 @pytest.mark.parametrize("features", ["redis"], indirect=True)
@@ -214,3 +251,10 @@ def test_the_key_from_the_checked_prefix_is_feasts_key(
     for customer in ("C0000042", "", "x" * 300, "kunde-ñ-東京-🙂", "with space;and:colons"):
         assert reader._key(customer) == reader._feast_key(customer)
     assert _string_key_prefix(lambda entity: b"v9:" + entity.encode(), "nba") is None
+
+    def ascii_only(entity: str) -> bytes:  # the layout holds for the first probe only
+        value = entity.encode()
+        return b"k" + struct.pack("<I", len(value)) + value + b"nba" if entity.isascii() else b""
+
+    assert ascii_only("C0000042").startswith(b"k")
+    assert _string_key_prefix(ascii_only, "nba") is None
