@@ -138,9 +138,8 @@ def measure_naive(
     """The same scoring the way a first version would: Feast `to_df`, an `mlflow.pyfunc`
     model on a DataFrame, LightGBM with its default threads, and `Booster.predict` on one
     thread, for scores and for a row's contributions (the calls `SmallBatchPredictor`
-    makes without the wrapper); and Feast's `to_dict` read,
-    which the service makes on the SQLite online store (on Redis it reads the hash itself).
-    """
+    makes without the wrapper); and Feast's `to_dict` read, which the service makes on the
+    SQLite online store (on Redis it reads the hash itself)."""
     settings = runtime.settings
     store = runtime.features._store  # the same Feast store, read the convenient way
     refs = runtime.features._refs
