@@ -188,6 +188,11 @@ INSERT_AUDIT = (
 AUDIT_QUERY = "SELECT at, caller, action, request_id, outcome, subject FROM admin_audit ORDER BY id"
 
 
+# How long a decision waits for the other writers of the file (its event loop waits with it,
+# see `service.routes.decision_response`); as long as PostgreSQL's lock_timeout.
+DECISION_LOCK_SECONDS = 2.0
+
+
 def erased_pseudonym() -> str:
     """A fresh random stand-in for an erased customer's ID: their decisions stay together
     (one pseudonym per erasure) but no longer lead back to them."""
@@ -286,7 +291,7 @@ class SqliteDecisionLog:
         self._decision_lock = threading.Lock()
         self._feedback_lock = threading.Lock()
         lock_path = path.with_name(path.name + ".lock")
-        self._decision_writer = FileLock(lock_path)
+        self._decision_writer = FileLock(lock_path, timeout=DECISION_LOCK_SECONDS)
         self._feedback_writer = FileLock(lock_path)
 
     @staticmethod

@@ -6,7 +6,6 @@ import logging
 import math
 import os
 import random
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from service.catalog_holder import CatalogHolder
@@ -22,10 +21,6 @@ from service.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
-# Decisions waiting on a read or a log write at once, per worker (anyio's default pool size,
-# which the decision path used before it had its own threads); threads start as needed.
-DECISION_THREADS = 40
-
 
 @dataclass(frozen=True)
 class Runtime:
@@ -38,11 +33,10 @@ class Runtime:
     decision_log: GuardedDecisionLog
     engine: DecisionEngine
     directory: ModelDirectory
-    decision_threads: ThreadPoolExecutor
 
     def close(self) -> None:
-        """Let decisions in progress finish, stop background work, close the decision log."""
-        self.decision_threads.shutdown(wait=True)
+        """Stop background work and close the decision log (decisions run on the event loop,
+        so none is in progress when the lifespan ends)."""
         self.catalogs.stop()
         self.models.stop()
         self.decision_log.close()
@@ -106,5 +100,4 @@ def build_runtime(settings: ServiceSettings) -> Runtime:
         settings.challenger_mode.value,
     )
     directory = ModelDirectory(settings.mlflow_tracking_uri, settings.model_name)
-    threads = ThreadPoolExecutor(DECISION_THREADS, thread_name_prefix="decide")
-    return Runtime(settings, catalogs, features, models, decision_log, engine, directory, threads)
+    return Runtime(settings, catalogs, features, models, decision_log, engine, directory)

@@ -14,6 +14,7 @@ import pytest
 
 from service.catalog import Catalog
 from service.decision_log import (
+    DECISION_LOCK_SECONDS,
     AuditEntry,
     ContactHistory,
     DecisionLog,
@@ -25,6 +26,7 @@ from service.decision_log import (
 )
 from service.decision_log_postgres import PostgresDecisionLog
 from service.errors import ActionNotInDecisionError, DecisionLogError, UnknownDecisionError
+from service.file_lock import FileLock
 from service.model import LoadedModel
 from service.runtime import open_decision_log
 from service.settings import ServiceSettings
@@ -221,6 +223,27 @@ def test_a_customer_locked_by_a_stuck_session_fails_fast_on_postgres(postgres_ur
         session.append(record(locked, "card", 2.0))
     frame = log.decisions_frame()
     assert frame["customer_id"].isin([locked, other]).sum() == 2
+    log.close()
+
+
+def test_a_decision_behind_a_stuck_sqlite_writer_fails_after_the_lock_timeout(
+    tmp_path: Path,
+) -> None:
+    """A writer that holds the SQLite log's file lock and never lets go (another process
+    stuck mid-write) makes a decision fail after `DECISION_LOCK_SECONDS`, as an outage: the
+    decision runs on the worker's event loop, which must not wait as long as feedback may."""
+    log = SqliteDecisionLog(tmp_path / "log.db")
+    stuck = FileLock(tmp_path / "log.db.lock")
+    with (
+        stuck.held(),
+        pytest.raises(DecisionLogError, match=f"for {DECISION_LOCK_SECONDS:g} s"),
+        log.customer_session("C1"),
+    ):
+        pass
+    with log.customer_session("C1") as session:  # free again once the writer lets go
+        session.append(record("C1", "card", 1.0))
+    assert len(log.decisions_frame()) == 1
+    stuck.close()
     log.close()
 
 

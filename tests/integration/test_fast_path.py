@@ -15,8 +15,8 @@ from prometheus_client import REGISTRY
 from service import fast_path
 from service.app import create_app
 from service.auth import issue_key
-from service.routes import answer_decision
-from service.runtime import Runtime
+from service.engine import DecisionEngine
+from service.routes import decision_response
 from service.schemas import DecisionRequest, ErrorResponse
 from service.vocabulary import Scope
 from tests.conftest import Stack
@@ -55,15 +55,15 @@ def clients(
 
 @pytest.fixture
 def fast_calls(monkeypatch: pytest.MonkeyPatch) -> list[DecisionRequest]:
-    """The requests the fast path decided (the route calls its own `answer_decision`)."""
+    """The requests the fast path decided (the route calls its own `decision_response`)."""
     calls: list[DecisionRequest] = []
-    decide = answer_decision  # the object `service.fast_path` imported from `service.routes`
+    decide = decision_response  # the object `service.fast_path` imported from `service.routes`
 
-    async def spy(runtime: Runtime, body: DecisionRequest) -> Any:
+    def spy(engine: DecisionEngine, body: DecisionRequest) -> Any:
         calls.append(body)
-        return await decide(runtime, body)
+        return decide(engine, body)
 
-    monkeypatch.setattr(fast_path, "answer_decision", spy)
+    monkeypatch.setattr(fast_path, "decision_response", spy)
     return calls
 
 
