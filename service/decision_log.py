@@ -128,17 +128,7 @@ class DecisionLog(Protocol):
     def close(self) -> None: ...
 
 
-# The contact history's two reads (`SqlSession.history`) from index entries alone: the
-# customer's shown actions in the window, and their decision IDs for the rejections. With 73
-# decisions per customer: 57 us -> 23 us per history read on SQLite (scratch timing).
-HISTORY_INDEXES = """
-CREATE INDEX IF NOT EXISTS decisions_customer_shown ON decisions (customer_id, created_at,
-    chosen_action) WHERE chosen_action != 'no_action';
-CREATE INDEX IF NOT EXISTS decisions_customer_ids ON decisions (customer_id, decision_id);
-"""
-
-SCHEMA = (
-    """
+SCHEMA = """
 CREATE TABLE IF NOT EXISTS decisions (
     decision_id TEXT PRIMARY KEY,
     created_at REAL NOT NULL,
@@ -153,9 +143,6 @@ CREATE TABLE IF NOT EXISTS decisions (
     candidates TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS decisions_customer_time ON decisions (customer_id, created_at);
-"""
-    + HISTORY_INDEXES
-    + """
 CREATE TABLE IF NOT EXISTS feedback (
     decision_id TEXT NOT NULL REFERENCES decisions (decision_id),
     action_id TEXT NOT NULL,
@@ -179,7 +166,6 @@ CREATE TABLE IF NOT EXISTS admin_audit (
     subject TEXT
 );
 """
-)
 
 SHADOW_QUERY = (
     "SELECT s.decision_id, d.created_at, d.model_version AS served_version, "

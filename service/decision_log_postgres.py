@@ -17,7 +17,6 @@ from psycopg_pool import ConnectionPool
 from service.decision_log import (
     AUDIT_QUERY,
     ERASE_DECISIONS,
-    HISTORY_INDEXES,
     INSERT_AUDIT,
     SHADOW_QUERY,
     VOID_DECISION,
@@ -32,8 +31,7 @@ from service.decision_log import (
 from service.errors import ActionNotInDecisionError, DecisionLogError, UnknownDecisionError
 from service.urls import redact
 
-SCHEMA = (
-    """
+SCHEMA = """
 CREATE TABLE IF NOT EXISTS decisions (
     decision_id TEXT PRIMARY KEY,
     created_at DOUBLE PRECISION NOT NULL,
@@ -48,9 +46,6 @@ CREATE TABLE IF NOT EXISTS decisions (
     candidates JSONB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS decisions_customer_time ON decisions (customer_id, created_at);
-"""
-    + HISTORY_INDEXES
-    + """
 CREATE TABLE IF NOT EXISTS feedback (
     decision_id TEXT NOT NULL REFERENCES decisions (decision_id),
     action_id TEXT NOT NULL,
@@ -74,7 +69,6 @@ CREATE TABLE IF NOT EXISTS admin_audit (
     subject TEXT
 );
 """
-)
 
 
 POOL_TIMEOUT_SECONDS = 3.0  # longest wait for a pooled connection (busy pool or server down)

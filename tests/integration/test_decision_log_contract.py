@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, SupportsInt, cast
+from typing import SupportsInt, cast
 
 import psycopg
 import pytest
@@ -24,7 +23,6 @@ from service.decision_log import (
     Outcome,
     ShadowRecord,
     SqliteDecisionLog,
-    SqlSession,
 )
 from service.decision_log_postgres import PostgresDecisionLog
 from service.errors import ActionNotInDecisionError, DecisionLogError, UnknownDecisionError
@@ -225,30 +223,6 @@ def test_a_customer_locked_by_a_stuck_session_fails_fast_on_postgres(postgres_ur
         session.append(record(locked, "card", 2.0))
     frame = log.decisions_frame()
     assert frame["customer_id"].isin([locked, other]).sum() == 2
-    log.close()
-
-
-def test_the_contact_history_is_read_from_index_entries_alone(tmp_path: Path) -> None:
-    """Both history reads of every decision use a covering index: their cost does not grow
-    with the table rows of a customer's past decisions."""
-    log = SqliteDecisionLog(tmp_path / "log.db")
-    connection = sqlite3.connect(tmp_path / "log.db")
-    session = SqlSession(connection, "C1")
-    plans: list[str] = []
-    original = session._execute
-
-    def explained(sql: str, params: tuple[object, ...]) -> Any:
-        if sql.startswith("SELECT"):
-            rows = original("EXPLAIN QUERY PLAN " + sql, params).fetchall()
-            plans.append(" / ".join(row[-1] for row in rows))
-        return original(sql, params)
-
-    session._execute = explained  # type: ignore[method-assign]
-    session.history(0.0)
-    assert len(plans) == 2
-    assert "COVERING INDEX decisions_customer_shown" in plans[0]
-    assert "COVERING INDEX decisions_customer_ids" in plans[1]
-    connection.close()
     log.close()
 
 
