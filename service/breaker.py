@@ -1,9 +1,10 @@
 """A circuit breaker: after a dependency fails, fail fast for a while instead of waiting on it.
 
 While Redis or PostgreSQL is down, every call would otherwise wait for a connect or pool
-timeout and hold a worker thread. The breaker opens on a failure; while it is open, calls
-raise at once, except one trial call every `cooldown` seconds; the first call that succeeds
-closes it.
+timeout and hold a decision thread (or, for the first failure, the worker's event loop:
+see `service.placement`, which moves decisions to threads while a breaker is open). The
+breaker opens on a failure; while it is open, calls raise at once, except one trial call
+every `cooldown` seconds; the first call that succeeds closes it.
 """
 
 from __future__ import annotations

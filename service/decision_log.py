@@ -188,8 +188,8 @@ INSERT_AUDIT = (
 AUDIT_QUERY = "SELECT at, caller, action, request_id, outcome, subject FROM admin_audit ORDER BY id"
 
 
-# How long a decision waits for the other writers of the file (its event loop waits with it,
-# see `service.routes.decision_response`); as long as PostgreSQL's lock_timeout.
+# How long a decision waits for the other writers (on the event loop, the worker's other
+# requests wait with it: see `service.placement`); as long as PostgreSQL's lock_timeout.
 DECISION_LOCK_SECONDS = 2.0
 
 
@@ -320,22 +320,34 @@ class SqliteDecisionLog:
     @contextmanager
     def customer_session(self, customer_id: str) -> Iterator[CustomerSession]:
         """Read history and append one decision atomically for this customer."""
-        with self._decision_lock, self._writing(self._decision_writer):
-            connection = self._decisions
-            try:
-                connection.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise DecisionLogError(f"decision log unavailable: {exc}") from exc
-            try:
-                yield SqlSession(connection, customer_id)
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
-            try:
-                connection.execute("COMMIT")
-            except sqlite3.Error as exc:
-                connection.execute("ROLLBACK")
-                raise DecisionLogError(f"decision log write failed: {exc}") from exc
+        # bounded like the file lock: a decision may wait on the event loop
+        if not self._decision_lock.acquire(timeout=DECISION_LOCK_SECONDS):
+            raise DecisionLogError(
+                f"decision log unavailable: its writer was busy for {DECISION_LOCK_SECONDS:g} s"
+            )
+        try:
+            with self._writing(self._decision_writer):
+                yield from self._transaction(customer_id)
+        finally:
+            self._decision_lock.release()
+
+    def _transaction(self, customer_id: str) -> Iterator[CustomerSession]:
+        """One `BEGIN IMMEDIATE` ... `COMMIT` around the session (both locks held)."""
+        connection = self._decisions
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise DecisionLogError(f"decision log unavailable: {exc}") from exc
+        try:
+            yield SqlSession(connection, customer_id)
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        try:
+            connection.execute("COMMIT")
+        except sqlite3.Error as exc:
+            connection.execute("ROLLBACK")
+            raise DecisionLogError(f"decision log write failed: {exc}") from exc
 
     def record_feedback(
         self, decision_id: str, action_id: str, outcome: Outcome, at: float

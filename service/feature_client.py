@@ -38,8 +38,9 @@ def bound_redis_client(store: FeatureStore, timeout_seconds: float) -> None:
 
     redis-py retries a failed command three times with a backoff of up to 10 s, and Feast's
     connection string cannot pass a retry policy: while Redis is down, each read would hold
-    a worker thread for seconds. Reads get one immediate retry (a dropped connection is
-    reopened at once) and socket timeouts unless the connection string sets its own.
+    a decision thread (or the event loop: `service.placement`) for seconds. Reads get one
+    immediate retry (a dropped connection is reopened at once) and socket timeouts unless
+    the connection string sets its own.
     """
     online_store = store._get_provider().online_store  # private: no public accessor
     if not isinstance(online_store, RedisOnlineStore):

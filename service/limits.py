@@ -8,6 +8,7 @@ the one error format. Either way the app never holds more than the limit in memo
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import FastAPI
@@ -109,6 +110,10 @@ class InFlightLimitMiddleware:
             return
         self.in_flight += 1
         try:
+            # Let the requests already read reach this count before this one goes on: a
+            # decision on the event loop (`service.placement`) never yields, so without this
+            # the count would never pass one and nothing would be shed.
+            await asyncio.sleep(0)
             await self.app(scope, receive, send)
         finally:
             self.in_flight -= 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import time
 from typing import Annotated
 
@@ -70,21 +72,27 @@ async def create_decision(body: DecisionRequest, runtime: RuntimeDep) -> Respons
     shows no marketing; while the decision log is down it is `no_action` (contact caps
     cannot be checked) and not logged; `degraded` names what was down.
     """
-    return decision_response(runtime.engine, body)
+    return await answer_decision(runtime, body)
+
+
+async def answer_decision(runtime: Runtime, body: DecisionRequest) -> Response:
+    """`decision_response` where `runtime.placement` says: on the event loop (timed), or on
+    the runtime's decision threads in the request's context (its request ID)."""
+    placement = runtime.placement
+    if placement.on_loop:
+        began = time.perf_counter()
+        try:
+            return decision_response(runtime.engine, body)
+        finally:
+            placement.ran_on_loop(time.perf_counter() - began)
+    context = contextvars.copy_context()
+    return await asyncio.get_running_loop().run_in_executor(
+        runtime.decision_threads, context.run, decision_response, runtime.engine, body
+    )
 
 
 def decision_response(engine: DecisionEngine, body: DecisionRequest) -> Response:
-    """Decide, count it, and render the answer: the route's work, shared with the fast path.
-
-    It runs on the worker's event loop, blocking it for the decision (0.5 ms at p50 on the
-    Redis store), reads and log write included. Handing it to a thread cost more than the
-    decision's own I/O: two thread wake-ups per request, 0.5-0.8 ms at p50 on an AMD EPYC
-    VM (paced wrk at 200/s: 1.72-1.87 ms with a thread, 0.97-1.37 ms without) and a third of
-    the maximum throughput (1,040/s against 1,620/s); see the README's Performance section.
-    A dependency that hangs holds the loop for its timeout at most (Redis read
-    `feature_read_timeout_seconds`, the SQLite writers' lock `DECISION_LOCK_SECONDS`,
-    PostgreSQL's pool and lock timeouts); after that failure its breaker answers at once.
-    """
+    """Decide (blocking: see `service.placement`), count it, and render the answer."""
     decision = engine.decide(body.customer_id, body.touchpoint, with_reasons=body.reasons)
     DECISIONS.labels(body.touchpoint.value, decision.chosen.action.id, decision.role.value).inc()
     for dependency in decision.degraded:

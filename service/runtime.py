@@ -6,6 +6,7 @@ import logging
 import math
 import os
 import random
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from service.catalog_holder import CatalogHolder
@@ -16,10 +17,15 @@ from service.feature_client import OnlineFeatures
 from service.log_guard import GuardedDecisionLog
 from service.model import ModelRegistry
 from service.model_directory import ModelDirectory
+from service.placement import DecisionPlacement
 from service.served_models import Routing, ServedModels, start_models
 from service.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
+
+# Decisions waiting on a read or a log write at once, per worker, while they run on threads
+# (`service.placement`; anyio's default pool size); threads start as needed.
+DECISION_THREADS = 40
 
 
 @dataclass(frozen=True)
@@ -33,10 +39,13 @@ class Runtime:
     decision_log: GuardedDecisionLog
     engine: DecisionEngine
     directory: ModelDirectory
+    placement: DecisionPlacement
+    decision_threads: ThreadPoolExecutor
 
     def close(self) -> None:
-        """Stop background work and close the decision log (decisions run on the event loop,
-        so none is in progress when the lifespan ends)."""
+        """Let decisions in progress on threads finish, stop background work, close the
+        decision log (a decision on the event loop has finished before the lifespan ends)."""
+        self.decision_threads.shutdown(wait=True)
         self.catalogs.stop()
         self.models.stop()
         self.decision_log.close()
@@ -100,4 +109,8 @@ def build_runtime(settings: ServiceSettings) -> Runtime:
         settings.challenger_mode.value,
     )
     directory = ModelDirectory(settings.mlflow_tracking_uri, settings.model_name)
-    return Runtime(settings, catalogs, features, models, decision_log, engine, directory)
+    placement = DecisionPlacement([features.breaker, decision_log.breaker])
+    threads = ThreadPoolExecutor(DECISION_THREADS, thread_name_prefix="decide")
+    return Runtime(
+        settings, catalogs, features, models, decision_log, engine, directory, placement, threads
+    )

@@ -4,6 +4,7 @@ the small stack: the same answers, the same errors, and only valid requests take
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,11 +13,12 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
-from service import fast_path
+from service import fast_path, routes
 from service.app import create_app
 from service.auth import issue_key
 from service.engine import DecisionEngine
-from service.routes import decision_response
+from service.routes import answer_decision
+from service.runtime import Runtime
 from service.schemas import DecisionRequest, ErrorResponse
 from service.vocabulary import Scope
 from tests.conftest import Stack
@@ -55,15 +57,15 @@ def clients(
 
 @pytest.fixture
 def fast_calls(monkeypatch: pytest.MonkeyPatch) -> list[DecisionRequest]:
-    """The requests the fast path decided (the route calls its own `decision_response`)."""
+    """The requests the fast path decided (the route calls its own `answer_decision`)."""
     calls: list[DecisionRequest] = []
-    decide = decision_response  # the object `service.fast_path` imported from `service.routes`
+    decide = answer_decision  # the object `service.fast_path` imported from `service.routes`
 
-    def spy(engine: DecisionEngine, body: DecisionRequest) -> Any:
+    async def spy(runtime: Runtime, body: DecisionRequest) -> Any:
         calls.append(body)
-        return decide(engine, body)
+        return await decide(runtime, body)
 
-    monkeypatch.setattr(fast_path, "decision_response", spy)
+    monkeypatch.setattr(fast_path, "answer_decision", spy)
     return calls
 
 
@@ -190,3 +192,34 @@ def test_the_access_log_names_the_route_and_the_caller(
         ("/v1/decisions", 200, "full")
     ]
     assert REGISTRY.get_sample_value(LATENCY_COUNT, labels) == before + 1
+
+
+def test_decisions_leave_the_event_loop_while_a_dependency_is_failing(
+    clients: dict[str, tuple[TestClient, Keys, str]],
+    monkeypatch: pytest.MonkeyPatch,
+    picker: CustomerPicker,
+) -> None:
+    """On both paths: the loop's own thread while every breaker is closed, one of the
+    runtime's decision threads while the feature store's is open (`service.placement`)."""
+    threads: list[str] = []
+    decide = routes.decision_response
+
+    def spy(engine: DecisionEngine, body: DecisionRequest) -> Any:
+        threads.append(threading.current_thread().name)
+        return decide(engine, body)
+
+    monkeypatch.setattr(routes, "decision_response", spy)
+    body = {"customer_id": picker.pick("consent_profiling == 1"), "touchpoint": "web"}
+    for client, keys, _ in clients.values():
+        runtime: Runtime = client.app.state.runtime  # type: ignore[attr-defined]
+        assert client.post("/v1/decisions", json=body, headers=keys.headers).status_code == 200
+        runtime.features.breaker.failure("test: the feature store is failing")
+        try:
+            answer = client.post("/v1/decisions", json=body, headers=keys.headers)
+        finally:
+            runtime.features.breaker.success()
+        assert answer.status_code == 200 and answer.json()["degraded"] == ["feature_store"]
+    on_loop = threading.current_thread().name
+    assert len(threads) == 4
+    assert not any(name.startswith("decide") for name in threads[0::2]), on_loop
+    assert all(name.startswith("decide") for name in threads[1::2])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -264,3 +265,27 @@ def test_requests_above_the_in_flight_limit_are_shed_at_once() -> None:
     assert ErrorResponse.model_validate(shed.json()).error.code == "overloaded"
     assert live.status_code == 200  # liveness is never shed
     assert after.status_code == 200  # the slot is free again
+
+
+def test_requests_queued_behind_a_decision_that_never_yields_are_shed() -> None:
+    """A decision on the event loop (`service.placement`) blocks it without yielding: the
+    requests read meanwhile must still count as in flight, and those past the limit be shed."""
+
+    async def scenario() -> list[int]:
+        app = FastAPI()
+        install_error_handlers(app)
+        app.add_middleware(InFlightLimitMiddleware, max_in_flight=4)
+
+        @app.get("/blocking")
+        async def blocking() -> dict[str, bool]:
+            time.sleep(0.01)  # synchronous, as a decision on the loop
+            return {"ok": True}
+
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            answers = await asyncio.gather(*(client.get("/blocking") for _ in range(12)))
+        return [answer.status_code for answer in answers]
+
+    statuses = asyncio.run(scenario())
+    assert statuses.count(200) == 4
+    assert statuses.count(503) == 8
