@@ -13,6 +13,7 @@ calls run there) until the loop is tried again.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 
@@ -22,6 +23,8 @@ from service.breaker import BreakerState, CircuitBreaker
 # benchmark hosts; 20 ms means a dependency is slow, not the decision.
 SLOW_SECONDS = 0.02
 THREADS_SECONDS = 5.0  # how long decisions stay on threads after a slow one
+
+log = logging.getLogger(__name__)
 
 
 class DecisionPlacement:
@@ -39,16 +42,25 @@ class DecisionPlacement:
         self._threads_seconds = threads_seconds
         self._clock = clock
         self._threads_until = 0.0
+        self._was_on_loop = True
 
     @property
     def on_loop(self) -> bool:
-        """True when the next decision may run on the event loop."""
-        return self._clock() >= self._threads_until and all(
-            breaker.state is BreakerState.CLOSED for breaker in self._breakers
-        )
+        """True when the next decision may run on the event loop (each change is logged)."""
+        open_breakers = [b.dependency for b in self._breakers if b.state is not BreakerState.CLOSED]
+        on_loop = not open_breakers and self._clock() >= self._threads_until
+        if on_loop != self._was_on_loop:
+            self._was_on_loop = on_loop
+            if on_loop:
+                log.info("decisions run on the event loop again")
+            else:
+                why = f"{', '.join(open_breakers)} failing" if open_breakers else "a slow decision"
+                log.warning("decisions run on threads (%s)", why)
+        return on_loop
 
     def ran_on_loop(self, seconds: float) -> None:
         """Record how long a decision on the loop took; a slow one sends the next decisions
         to the threads for `threads_seconds`."""
         if seconds >= self._slow_seconds:
+            log.warning("a decision on the event loop took %.0f ms", seconds * 1000)
             self._threads_until = self._clock() + self._threads_seconds
