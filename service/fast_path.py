@@ -5,7 +5,7 @@ per decision as the decision itself: py-spy on a worker at 200 decisions/s (Redi
 off) counted 541 samples on the event loop against 571 in `decide()`. This pure ASGI
 middleware, innermost of the app's own, answers a decision request whose JSON body
 validates as `DecisionRequest` with the route's steps: `authorise` for the `decide` scope,
-the running engine, and `answer_decision` (the route's own call) (400 samples against 849
+the running engine, and `answer_decision`, the route's own call (400 samples against 849
 after it, on a slower hour of the same machine). Everything else goes on to FastAPI
 untouched: other paths and methods, other content types, and a body that does not validate
 (replayed, so that the answer is FastAPI's own 422). Domain errors (401, 403, 429, 503) get

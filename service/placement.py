@@ -49,14 +49,15 @@ class DecisionPlacement:
     @property
     def on_loop(self) -> bool:
         """True when the next decision may run on the event loop (each change is logged)."""
-        open_breakers = [b.dependency for b in self._breakers if b.state is not BreakerState.CLOSED]
-        on_loop = not open_breakers and self._clock() >= self._threads_until
+        healthy = all(b.state is BreakerState.CLOSED for b in self._breakers)
+        on_loop = healthy and self._clock() >= self._threads_until
         if on_loop != self._was_on_loop:
             self._was_on_loop = on_loop
             if on_loop:
                 log.info("decisions run on the event loop again")
             else:
-                why = f"{', '.join(open_breakers)} failing" if open_breakers else "a slow decision"
+                failing = [b.dependency for b in self._breakers if b.state is BreakerState.OPEN]
+                why = f"{', '.join(failing)} failing" if failing else "a slow decision"
                 log.warning("decisions run on threads (%s)", why)
         return on_loop
 
