@@ -249,14 +249,15 @@ def service_on(
     work: Path,
     tag: str | None = None,
     decision_log_url: str | None = None,
+    workers: int = 2,
 ) -> Iterator[str]:
-    """The API (2 workers) on the demo world, with the SQLite or the Redis online store;
-    its SQLite decision log and its output are named after `tag` (default: `online`)."""
+    """The API (2 workers unless told) on the demo world, with the SQLite or the Redis online
+    store; its SQLite decision log and its output are named after `tag` (default: `online`)."""
     tag = tag or online
     env = {k: v for k, v in os.environ.items() if not k.startswith("NBA_")} | {
         "NBA_CATALOG_PATH": str(catalog_path),
         "NBA_DECISION_LOG_PATH": str(work / f"decisions_{tag}.db"),
-        "NBA_WORKERS": "2",
+        "NBA_WORKERS": str(workers),
         "NBA_LOG_LEVEL": "warning",
         "NBA_MODEL_POLL_SECONDS": "0",
         "NBA_CATALOG_RELOAD_SECONDS": "0",
@@ -397,9 +398,11 @@ def load_runs(
     return rows
 
 
-def _labelled(online: str, reasons: bool, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows of the http table: each run with its server and reasons setting, logged."""
-    rows = [{"online_store": online, "reasons": reasons, **run} for run in runs]
+def _labelled(
+    online: str, reasons: bool, runs: list[dict[str, Any]], workers: int = 2
+) -> list[dict[str, Any]]:
+    """Rows of the http table: each run with its server, workers and reasons setting, logged."""
+    rows = [{"online_store": online, "workers": workers, "reasons": reasons, **run} for run in runs]
     for row in rows:
         log(f"{online}, reasons {'on' if reasons else 'off'}: {row}")
     return rows
@@ -426,6 +429,27 @@ def section_http(
             for reasons in (True, False):
                 runs = load_runs(url, customers, reasons, rates, seconds, work)
                 rows += _labelled(online, reasons, runs)
+    return rows + more_workers_max(customers, catalog_path, work, seconds)
+
+
+# A decision runs on its worker's event loop (service/placement.py) and leaves the worker's
+# core idle while it waits on Redis and the decision log: one worker more than the 2 cores.
+MORE_WORKERS = 3
+
+
+def more_workers_max(
+    customers: list[str], catalog_path: Path, work: Path, seconds: int
+) -> list[dict[str, Any]]:
+    """wrk unpaced, reasons on and off, against the API on Redis with `MORE_WORKERS`
+    workers, after a 10 s paced warm-up (the service answers once its first worker is up;
+    its new connections must find them all)."""
+    tag = f"redis_{MORE_WORKERS}_workers"
+    rows: list[dict[str, Any]] = []
+    with service_on("redis", catalog_path, work, tag=tag, workers=MORE_WORKERS) as url:
+        wrk_run(url, False, 10, work, len(customers), 100)
+        for reasons in (True, False):
+            run = wrk_run(url, reasons, seconds, work, len(customers))
+            rows += _labelled("redis", reasons, [run] if run else [], MORE_WORKERS)
     return rows
 
 
@@ -823,10 +847,11 @@ def markdown(results: dict[str, Any]) -> str:
         )
     if results.get("http"):
         lines += table(
-            f"HTTP `POST /v1/decisions`, {CANDIDATES} candidates, 2 workers, SQLite decision "
-            "log, load generator on the same machine:",
+            f"HTTP `POST /v1/decisions`, {CANDIDATES} candidates, SQLite decision log, load "
+            "generator on the same machine:",
             [
                 "online store",
+                "workers",
                 "reasons",
                 "run",
                 "requests",
@@ -839,6 +864,7 @@ def markdown(results: dict[str, Any]) -> str:
             [
                 [
                     r["online_store"],
+                    r.get("workers", 2),
                     "on" if r["reasons"] else "off",
                     r["run"],
                     r["requests"],
