@@ -271,7 +271,7 @@ class SqlSession:
 
 def _candidates_json(candidates: tuple[LoggedCandidate, ...]) -> str:
     """`[[action_id, propensity, expected_value], ...]`, compact. pydantic-core's encoder
-    writes the same shortest float reprs as `json.dumps` in a seventh of the time: 25
+    writes floats that read back equal, as `json.dumps` does, in a seventh of the time: 25
     candidates took 44 us with `json.dumps`, a third of the whole log write, against 7 us."""
     return to_json([[c.action_id, c.propensity, c.expected_value] for c in candidates]).decode()
 

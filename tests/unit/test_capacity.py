@@ -18,6 +18,12 @@ def _newer() -> dict[str, Any]:
             {"online_store": "redis", "run": "100/s fixed", "throughput_per_s": 99.8},
             {"online_store": "redis", "run": "max (wrk, 8 connections)", "throughput_per_s": 500},
             {"online_store": "sqlite", "run": "max (wrk, 8 connections)", "throughput_per_s": 900},
+            {
+                "online_store": "redis",
+                "workers": 3,
+                "run": "max (wrk, 8 connections)",
+                "throughput_per_s": 700,
+            },
         ],
         "decision_log": [
             {"backend": "sqlite", "decisions_per_s": 9999, "feedback_per_s": 9999},
@@ -64,7 +70,7 @@ def test_each_section_comes_from_the_newest_run_that_has_it() -> None:
         "decision_log": "new.json",
         "training": "old.json",
     }
-    assert costs.decisions_per_s_per_core == 250  # the Redis maximum over 2 cores
+    assert costs.decisions_per_s_per_core == 250  # Redis, 2 workers (not 3), over 2 cores
     assert costs.redis_bytes_per_customer == 500  # the largest materialisation
     assert costs.train_seconds_per_million == 200
     assert costs.train_peak_mb_per_million == 2048
