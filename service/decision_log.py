@@ -190,7 +190,7 @@ AUDIT_QUERY = "SELECT at, caller, action, request_id, outcome, subject FROM admi
 
 
 # How long a decision waits for the other writers (on the event loop, the worker's other
-# requests wait with it: see `service.placement`); as long as PostgreSQL's lock_timeout.
+# requests wait with it: see `service.placement`); PostgreSQL's lock_timeout is set from it.
 DECISION_LOCK_SECONDS = 2.0
 
 

@@ -16,6 +16,7 @@ from psycopg_pool import ConnectionPool
 
 from service.decision_log import (
     AUDIT_QUERY,
+    DECISION_LOCK_SECONDS,
     ERASE_DECISIONS,
     INSERT_AUDIT,
     SHADOW_QUERY,
@@ -90,7 +91,8 @@ TCP_TIMEOUTS = {
     "keepalives_count": 3,
 }
 SESSION_OPTIONS = (
-    "-c lock_timeout=2000 -c idle_in_transaction_session_timeout=10000 "
+    f"-c lock_timeout={round(DECISION_LOCK_SECONDS * 1000)} "
+    "-c idle_in_transaction_session_timeout=10000 "
     "-c client_connection_check_interval=1000"
 )
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+HTTP_WORKERS = 2  # the API's workers in every http run but the extra maximum runs
 BULK_ENGINE_LABEL = "bulk Redis writer"  # the "engine" of materialise rows of the bulk engine
 
 SECONDS_PER_DAY = 86_400
@@ -65,12 +66,14 @@ def unit_costs(results: list[tuple[str, dict[str, Any]]]) -> UnitCosts:
     name, http = newest("http")
     sources["http"] = name
     cores = next(r["machine"]["cores"] for n, r in results if n == name)
-    # The API as the http section runs it throughout: 2 workers (rows from before the
-    # extra 3-worker runs have no "workers").
+    # The API as the http section runs it throughout (rows from before the extra runs with
+    # more workers have no "workers").
     maximum = max(
         r["throughput_per_s"]
         for r in http
-        if r["online_store"] == "redis" and r["run"].startswith("max") and r.get("workers", 2) == 2
+        if r["online_store"] == "redis"
+        and r["run"].startswith("max")
+        and r.get("workers", HTTP_WORKERS) == HTTP_WORKERS
     )
     name, log_rows = newest("decision_log")
     sources["decision_log"] = name

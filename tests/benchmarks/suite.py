@@ -42,7 +42,7 @@ from service.catalog import load_catalog
 from service.runtime import build_runtime
 from service.settings import DEFAULT_CATALOG, ServiceSettings
 from service.vocabulary import Touchpoint
-from tests.benchmarks.capacity import BULK_ENGINE_LABEL
+from tests.benchmarks.capacity import BULK_ENGINE_LABEL, HTTP_WORKERS
 from tests.benchmarks.decision_log_bench import scratch_postgres, section_decision_log
 from tests.benchmarks.floor import measure_floor, measure_naive
 from tests.benchmarks.loadgen import Request, Sample, open_loop, open_loop_mixed
@@ -249,9 +249,9 @@ def service_on(
     work: Path,
     tag: str | None = None,
     decision_log_url: str | None = None,
-    workers: int = 2,
+    workers: int = HTTP_WORKERS,
 ) -> Iterator[str]:
-    """The API (2 workers unless told) on the demo world, with the SQLite or the Redis online
+    """The API (`HTTP_WORKERS` unless told) on the demo world, with the SQLite or the Redis online
     store; its SQLite decision log and its output are named after `tag` (default: `online`)."""
     tag = tag or online
     env = {k: v for k, v in os.environ.items() if not k.startswith("NBA_")} | {
@@ -399,7 +399,7 @@ def load_runs(
 
 
 def _labelled(
-    online: str, reasons: bool, runs: list[dict[str, Any]], workers: int = 2
+    online: str, reasons: bool, runs: list[dict[str, Any]], workers: int = HTTP_WORKERS
 ) -> list[dict[str, Any]]:
     """Rows of the http table: each run with its server, workers and reasons setting, logged."""
     rows = [{"online_store": online, "workers": workers, "reasons": reasons, **run} for run in runs]
@@ -453,7 +453,7 @@ def more_workers_max(
     return rows
 
 
-SOAK_WORKERS = 2  # service_on starts two
+SOAK_WORKERS = HTTP_WORKERS  # service_on's default
 OUTCOMES = ("impression", "click", "accept", "reject", "dismiss")
 
 
@@ -864,7 +864,7 @@ def markdown(results: dict[str, Any]) -> str:
             [
                 [
                     r["online_store"],
-                    r.get("workers", 2),
+                    r.get("workers", HTTP_WORKERS),
                     "on" if r["reasons"] else "off",
                     r["run"],
                     r["requests"],
