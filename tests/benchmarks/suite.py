@@ -1,7 +1,8 @@
 """The benchmark suite (`make bench`): run on purpose, never as a test.
 
 Sections: the in-process floor and the naive stack; HTTP latency at fixed rates and at the
-maximum, on the SQLite and the Redis online store, reasons on and off; decision-log write
+maximum, on the SQLite and the Redis online store, reasons on and off; where an answer's
+time goes (each step timed inside the API under load and back to back); decision-log write
 throughput on SQLite and PostgreSQL; materialisation throughput; training time and peak
 memory; and, only when asked for (`--sections soak`), a
 soak: decisions and feedback at a fixed rate for 10 minutes with the workers' memory
@@ -32,6 +33,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
+import httpx
 import mlflow
 import numpy as np
 import pandas as pd
@@ -250,9 +252,11 @@ def service_on(
     tag: str | None = None,
     decision_log_url: str | None = None,
     workers: int = HTTP_WORKERS,
+    command: tuple[str, ...] = (sys.executable, "-m", "service"),
 ) -> Iterator[str]:
     """The API (`HTTP_WORKERS` unless told) on the demo world, with the SQLite or the Redis online
-    store; its SQLite decision log and its output are named after `tag` (default: `online`)."""
+    store; its SQLite decision log and its output are named after `tag` (default: `online`);
+    `command` serves it (`tests.benchmarks.in_situ`: with its steps timed)."""
     tag = tag or online
     env = {k: v for k, v in os.environ.items() if not k.startswith("NBA_")} | {
         "NBA_CATALOG_PATH": str(catalog_path),
@@ -267,7 +271,7 @@ def service_on(
         env |= {"NBA_FEATURE_REPO": str(repo), "NBA_FEATURE_STORE_YAML": str(yaml_file)}
     if decision_log_url:
         env["NBA_DECISION_LOG_URL"] = decision_log_url
-    with running_service(env, ROOT, work / f"service_{tag}.log") as url:
+    with running_service(env, ROOT, work / f"service_{tag}.log", command=command) as url:
         yield url
 
 
@@ -451,6 +455,51 @@ def more_workers_max(
             run = wrk_run(url, reasons, seconds, work, len(customers))
             rows += _labelled("redis", reasons, [run] if run else [], MORE_WORKERS)
     return rows
+
+
+def section_breakdown(
+    customers: list[str], catalog_path: Path, work: Path, seconds: int, rate: int, decisions: int
+) -> dict[str, Any] | None:
+    """Each step of an answer timed inside the API (`tests.benchmarks.in_situ`: Redis, one
+    worker, reasons off) while paced wrk sends `rate` requests/s for `seconds`, after a 10 s
+    warm-up; then the same steps for `decisions` decisions back to back in that worker."""
+    command = (sys.executable, "-m", "tests.benchmarks.in_situ")
+    with service_on("redis", catalog_path, work, "breakdown", workers=1, command=command) as url:
+        if wrk_run(url, False, 10, work, len(customers), rate) is None:
+            return None
+        httpx.post(f"{url}/_bench/reset").raise_for_status()
+        run = wrk_run(url, False, seconds, work, len(customers), rate)
+        tight: dict[str, str | int] = {
+            "decisions": decisions,
+            "customers": len(customers),
+            "touchpoint": TOUCHPOINT.value,
+        }
+        httpx.post(f"{url}/_bench/tight", params=tight, timeout=600).raise_for_status()
+        steps = httpx.get(f"{url}/_bench/steps").json()
+    log(f"breakdown: {run}")
+    return {"rate": rate, "seconds": seconds, "decisions": decisions, "wrk": run, **steps}
+
+
+def breakdown_markdown(breakdown: dict[str, Any]) -> list[str]:
+    """The breakdown section's table: each step served and back to back, with their ratio."""
+    served, tight, run = breakdown["served"], breakdown["tight"], breakdown["wrk"]
+    answer_us = f"{run['p50_ms'] * 1000:.0f}"
+    rows: list[list[object]] = [["wrk: request sent to answer received", answer_us, "", ""]]
+    for label, figures in served.items():
+        back_to_back = tight.get(label, {}).get("p50_us")
+        if back_to_back is None:
+            rows.append([label, f"{figures['p50_us']:.0f}", "", ""])
+            continue
+        ratio = f"{figures['p50_us'] / back_to_back:.1f}"
+        rows.append([label, f"{figures['p50_us']:.0f}", f"{back_to_back:.0f}", ratio])
+    return table(
+        f"Where an answer's time goes (`tests.benchmarks.in_situ`: the API on Redis, 1 worker, "
+        f"reasons off; paced wrk at {breakdown['rate']}/s for {breakdown['seconds']} s, then "
+        f"{breakdown['decisions']:,} decisions back to back in the same worker; p50, "
+        "microseconds):",
+        ["step", "served", "back to back", "served / back to back"],
+        rows,
+    )
 
 
 SOAK_WORKERS = HTTP_WORKERS  # service_on's default
@@ -877,6 +926,8 @@ def markdown(results: dict[str, Any]) -> str:
                 for r in results["http"]
             ],
         )
+    if results.get("breakdown"):
+        lines += breakdown_markdown(results["breakdown"])
     if results.get("soak"):
         lines += soak_markdown(results["soak"])
     if results.get("decision_log"):
@@ -968,7 +1019,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
         "--sections",
-        default="floor,http,decision_log,materialise,training",
+        default="floor,http,breakdown,decision_log,materialise,training",
         help="comma-separated sections",
     )
     parser.add_argument("--decisions", type=int, default=2000, help="floor: decisions timed")
@@ -1015,6 +1066,11 @@ def main(argv: list[str] | None = None) -> None:
         if "http" in sections:
             rates = [int(r) for r in args.rates.split(",")]
             results["http"] = section_http(customers, catalog_path, work, args.seconds, rates)
+        if "breakdown" in sections:
+            rate = max(int(r) for r in args.rates.split(",")) // HTTP_WORKERS
+            results["breakdown"] = section_breakdown(
+                customers, catalog_path, work, args.seconds, rate, args.decisions
+            )
         if "soak" in sections:
             results["soak"] = section_soak(
                 customers,
