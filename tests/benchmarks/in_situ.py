@@ -10,8 +10,8 @@ the service's code is unchanged. Three routes outside the API drive it:
   back to back on the event loop, as the in-process floor does (no idle gap between them),
   for the customers `C0000000` to M - 1 in turn, as the load generator names them, into a
   separate set;
-- `GET /_bench/steps` returns each step's median in microseconds, for the requests served
-  since the reset (`served`) and for the back-to-back decisions (`tight`).
+- `GET /_bench/steps` returns each step's p50, p95, p99 and mean in microseconds, for the
+  requests served since the reset (`served`) and for the back-to-back decisions (`tight`).
 
 The same step costs more when it runs 10 ms after the last one than in a tight loop (cold
 caches, woken processes): this puts both figures side by side for every step.
@@ -22,7 +22,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import statistics
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -39,6 +38,7 @@ from service.feature_client import OnlineFeatures
 from service.log_guard import GuardedDecisionLog
 from service.settings import ServiceSettings
 from service.vocabulary import Touchpoint
+from tests.benchmarks.floor import summarise
 
 ANSWER = "answer: ASGI call to the last body byte"
 RESPONSE = "decision_response: decide, count, render"
@@ -67,15 +67,11 @@ class StepTimes:
     def add(self, label: str, nanoseconds: int) -> None:
         self.current[label].append(nanoseconds)
 
-    def medians(self) -> dict[str, Any]:
-        """Median microseconds and sample counts per step, served and tight."""
+    def summary(self) -> dict[str, Any]:
+        """p50, p95, p99 and mean in microseconds per step, served and tight."""
 
         def of(samples: dict[str, list[int]]) -> dict[str, dict[str, float]]:
-            return {
-                label: {"p50_us": statistics.median(taken) / 1000, "n": len(taken)}
-                for label in ORDER
-                if (taken := samples.get(label))
-            }
+            return {label: summarise(taken) for label in ORDER if (taken := samples.get(label))}
 
         return {"served": of(self.served), "tight": of(self.tight)}
 
@@ -162,7 +158,7 @@ class InstrumentedApp:
             touchpoint = Touchpoint(query["touchpoint"])
             self.tight_loop(int(query["decisions"]), int(query["customers"]), touchpoint)
         elif path == "/_bench/steps":
-            answer = self.times.medians()
+            answer = self.times.summary()
         body = json.dumps(answer).encode()
         await send({"type": "http.response.start", "status": 200, "headers": JSON_HEADERS})
         await send({"type": "http.response.body", "body": body})

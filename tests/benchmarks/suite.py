@@ -483,21 +483,26 @@ def section_breakdown(
 def breakdown_markdown(breakdown: dict[str, Any]) -> list[str]:
     """The breakdown section's table: each step served and back to back, with their ratio."""
     served, tight, run = breakdown["served"], breakdown["tight"], breakdown["wrk"]
-    answer_us = f"{run['p50_ms'] * 1000:.0f}"
-    rows: list[list[object]] = [["wrk: request sent to answer received", answer_us, "", ""]]
+    rows: list[list[object]] = [
+        [
+            "wrk: request sent to answer received",
+            *(f"{run[q] * 1000:.0f}" for q in ("p50_ms", "p99_ms")),
+            "",
+            "",
+        ]
+    ]
     for label, figures in served.items():
+        cells = [label, f"{figures['p50_us']:.0f}", f"{figures['p99_us']:.0f}"]
         back_to_back = tight.get(label, {}).get("p50_us")
         if back_to_back is None:
-            rows.append([label, f"{figures['p50_us']:.0f}", "", ""])
-            continue
-        ratio = f"{figures['p50_us'] / back_to_back:.1f}"
-        rows.append([label, f"{figures['p50_us']:.0f}", f"{back_to_back:.0f}", ratio])
+            rows.append([*cells, "", ""])
+        else:
+            rows.append([*cells, f"{back_to_back:.0f}", f"{figures['p50_us'] / back_to_back:.1f}"])
     return table(
         f"Where an answer's time goes (`tests.benchmarks.in_situ`: the API on Redis, 1 worker, "
         f"reasons off; paced wrk at {breakdown['rate']}/s for {breakdown['seconds']} s, then "
-        f"{breakdown['decisions']:,} decisions back to back in the same worker; p50, "
-        "microseconds):",
-        ["step", "served", "back to back", "served / back to back"],
+        f"{breakdown['decisions']:,} decisions back to back in the same worker; microseconds):",
+        ["step", "served p50", "served p99", "back to back p50", "served / back to back (p50)"],
         rows,
     )
 

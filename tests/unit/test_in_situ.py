@@ -47,9 +47,9 @@ def test_breakdown_table_puts_served_beside_back_to_back() -> None:
         "rate": 100,
         "seconds": 20,
         "decisions": 2000,
-        "wrk": {"p50_ms": 2.1},
-        **times.medians(),
+        "wrk": {"p50_ms": 2.1, "p99_ms": 3.5},
+        **times.summary(),
     }
     lines = breakdown_markdown(breakdown)
-    assert "| wrk: request sent to answer received | 2100 |  |  |" in lines
-    assert f"| {DECIDE} | 1200 | 400 | 3.0 |" in lines
+    assert "| wrk: request sent to answer received | 2100 | 3500 |  |  |" in lines
+    assert f"| {DECIDE} | 1200 | 1200 | 400 | 3.0 |" in lines
