@@ -3,7 +3,7 @@ on the runtime's decision threads while one of them is failing or slow.
 
 On the loop a decision costs no thread hand-off, which on some VMs costs more than the
 decision's own I/O (two wake-ups: 0.65 ms at p50 and a third of the maximum throughput on
-an AMD EPYC host, see the README's Performance section). But while it waits on Redis or
+an AMD EPYC host, see docs/performance-history.md). But while it waits on Redis or
 the decision log, the worker's other requests wait too. So the loop is used only while
 every dependency's breaker is closed and no decision on the loop took `SLOW_SECONDS` in the
 last `THREADS_SECONDS`: a dependency that hangs or slows down holds the loop for one

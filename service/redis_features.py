@@ -110,7 +110,8 @@ class RedisHashReader:
         """The HMGET as `Redis.hmget` sends it, on a connection this thread keeps, with the
         client's retry policy (`bound_redis_client`: one immediate retry after reconnecting,
         so a connection the server closed is reopened), without packing the fields again or
-        redis-py's per-command wrapping and pool checkout (the README's Performance section)."""
+        redis-py's per-command wrapping and pool checkout (docs/performance-history.md,
+        2026-12-05 late evening)."""
         assert self._pool is not None
         command = [b"%s$%d\r\n%s\r\n%s" % (self._packed_head, len(key), key, self._packed_fields)]
         held: _ThreadConnection | None = getattr(self._local, "held", None)
