@@ -8,13 +8,13 @@ the service's code is unchanged. Three routes outside the API drive it:
 - `POST /_bench/reset` forgets the samples so far (after a warm-up);
 - `POST /_bench/tight?decisions=N&customers=M&touchpoint=T` runs N decisions (reasons off)
   back to back on the event loop, as the in-process floor does (no idle gap between them),
-  for the customers `C0000000` to M - 1 in turn, as the load generator names them, into a
-  separate set;
+  into a separate set;
 - `GET /_bench/steps` returns each step's p50, p95, p99 and mean in microseconds, for the
   requests served since the reset (`served`) and for the back-to-back decisions (`tight`).
 
-The same step costs more when it runs 10 ms after the last one than in a tight loop (cold
-caches, woken processes): this puts both figures side by side for every step.
+Any other path under `/_bench/` answers 404. The same step costs more when it is served
+than in a tight loop: this puts both figures side by side for every step. With a
+challenger in shadow mode, `_score` runs twice per decision and gives two samples each.
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ STEPS: tuple[tuple[Any, str, str], ...] = (
 SESSION = "customer session: history, contact policy, arbitration, log append + commit"
 ORDER = (ANSWER, RESPONSE, DECIDE, *(label for _, _, label in STEPS[2:]), SESSION)
 JSON_HEADERS = [(b"content-type", b"application/json")]
+TIGHT_PARAMETERS = {"decisions", "customers", "touchpoint"}
 
 
 class StepTimes:
@@ -110,15 +111,15 @@ def instrumented(times: StepTimes) -> Iterator[None]:
     until the block ends."""
     originals = [(owner, attribute, vars(owner)[attribute]) for owner, attribute, _ in STEPS]
     originals.append((GuardedDecisionLog, "customer_session", GuardedDecisionLog.customer_session))
-    for owner, attribute, label in STEPS:
-        raw = vars(owner)[attribute]
-        if isinstance(raw, staticmethod):
-            setattr(owner, attribute, staticmethod(_timed(raw.__func__, label, times)))
-        else:
-            setattr(owner, attribute, _timed(raw, label, times))
-    session = _timed_session(GuardedDecisionLog.customer_session, times)
-    GuardedDecisionLog.customer_session = session  # type: ignore[method-assign,assignment]
     try:
+        for owner, attribute, label in STEPS:
+            raw = vars(owner)[attribute]
+            if isinstance(raw, staticmethod):
+                setattr(owner, attribute, staticmethod(_timed(raw.__func__, label, times)))
+            else:
+                setattr(owner, attribute, _timed(raw, label, times))
+        session = _timed_session(GuardedDecisionLog.customer_session, times)
+        GuardedDecisionLog.customer_session = session  # type: ignore[method-assign,assignment]
         yield
     finally:
         for owner, attribute, raw in originals:
@@ -149,28 +150,33 @@ class InstrumentedApp:
         await self.app(scope, receive, timed_send)
 
     async def _bench(self, scope: dict[str, Any], send: Any) -> None:
-        path = scope["path"]
-        answer: Any = {"done": path}
-        if path == "/_bench/reset":
+        route = (scope["method"], scope["path"])
+        query = {k: v[0] for k, v in parse_qs(scope["query_string"].decode()).items()}
+        status, answer = 200, {"done": scope["path"]}
+        if route == ("POST", "/_bench/reset"):
             self.times.served.clear()
-        elif path == "/_bench/tight":
-            query = {k: v[0] for k, v in parse_qs(scope["query_string"].decode()).items()}
+        elif route == ("POST", "/_bench/tight") and query.keys() >= TIGHT_PARAMETERS:
             touchpoint = Touchpoint(query["touchpoint"])
             self.tight_loop(int(query["decisions"]), int(query["customers"]), touchpoint)
-        elif path == "/_bench/steps":
+        elif route == ("GET", "/_bench/steps"):
             answer = self.times.summary()
+        else:
+            status, answer = 404, {"detail": f"no bench route {route} with {sorted(query)}"}
         body = json.dumps(answer).encode()
-        await send({"type": "http.response.start", "status": 200, "headers": JSON_HEADERS})
+        await send({"type": "http.response.start", "status": status, "headers": JSON_HEADERS})
         await send({"type": "http.response.body", "body": body})
 
     def tight_loop(self, decisions: int, customers: int, touchpoint: Touchpoint) -> None:
-        """`decisions` decisions back to back, reasons off, timed into `tight`."""
+        """`decisions` decisions back to back, reasons off, timed into `tight`; for the last
+        customers first (`C` + M - 1, M - 2, ...), whom the load generator, starting at
+        `C0000000`, has not served: no longer contact histories than the served ones had."""
         engine: DecisionEngine = self.app.state.runtime.engine
         self.times.tight.clear()
         self.times.current = self.times.tight
         try:
             for i in range(decisions):
-                engine.decide(f"C{i % customers:07d}", touchpoint, with_reasons=False)
+                customer = f"C{customers - 1 - i % customers:07d}"
+                engine.decide(customer, touchpoint, with_reasons=False)
         finally:
             self.times.current = self.times.served
 

@@ -1027,9 +1027,15 @@ def main(argv: list[str] | None = None) -> None:
         default="floor,http,breakdown,decision_log,materialise,training",
         help="comma-separated sections",
     )
-    parser.add_argument("--decisions", type=int, default=2000, help="floor: decisions timed")
-    parser.add_argument("--seconds", type=int, default=20, help="http: seconds per run")
-    parser.add_argument("--rates", default="100,200", help="http: fixed rates per second")
+    parser.add_argument(
+        "--decisions", type=int, default=2000, help="floor, breakdown: decisions timed"
+    )
+    parser.add_argument("--seconds", type=int, default=20, help="http, breakdown: seconds per run")
+    parser.add_argument(
+        "--rates",
+        default="100,200",
+        help="http: fixed rates per second; breakdown: the top one's share of one worker",
+    )
     parser.add_argument(
         "--materialise-sizes", default="100000,1000000", help="materialise: customers"
     )
@@ -1072,7 +1078,7 @@ def main(argv: list[str] | None = None) -> None:
             rates = [int(r) for r in args.rates.split(",")]
             results["http"] = section_http(customers, catalog_path, work, args.seconds, rates)
         if "breakdown" in sections:
-            rate = max(int(r) for r in args.rates.split(",")) // HTTP_WORKERS
+            rate = max(1, max(int(r) for r in args.rates.split(",")) // HTTP_WORKERS)
             results["breakdown"] = section_breakdown(
                 customers, catalog_path, work, args.seconds, rate, args.decisions
             )

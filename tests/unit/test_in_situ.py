@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+from typing import Any
+
 from service.engine import DecisionEngine
 from service.log_guard import GuardedDecisionLog
 from service.vocabulary import Touchpoint
-from tests.benchmarks.in_situ import DECIDE, SESSION, StepTimes, instrumented
+from tests.benchmarks.in_situ import DECIDE, SESSION, InstrumentedApp, StepTimes, instrumented
 from tests.benchmarks.suite import breakdown_markdown
 from tests.unit.engine_kit import CALM_CUSTOMER, make_kit
 
@@ -53,3 +57,23 @@ def test_breakdown_table_puts_served_beside_back_to_back() -> None:
     lines = breakdown_markdown(breakdown)
     assert "| wrk: request sent to answer received | 2100 | 3500 |  |  |" in lines
     assert f"| {DECIDE} | 1200 | 1200 | 400 | 3.0 |" in lines
+
+
+def bench_call(method: str, path: str, query: bytes = b"") -> tuple[int, dict[str, Any]]:
+    """Status and JSON body of one `/_bench` request to an InstrumentedApp (no inner app)."""
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": method, "path": path, "query_string": query}
+    asyncio.run(InstrumentedApp(None, StepTimes())(scope, None, send))
+    return sent[0]["status"], json.loads(sent[1]["body"])
+
+
+def test_bench_routes_answer_404_for_what_they_do_not_know() -> None:
+    assert bench_call("GET", "/_bench/steps") == (200, {"served": {}, "tight": {}})
+    assert bench_call("POST", "/_bench/reset")[0] == 200
+    assert bench_call("GET", "/_bench/reset")[0] == 404  # wrong method
+    assert bench_call("POST", "/_bench/rest")[0] == 404  # mistyped path
+    assert bench_call("POST", "/_bench/tight", b"decisions=10")[0] == 404  # parameters missing
