@@ -1,6 +1,6 @@
 """Bulk materialisation into Redis: Feast's local compute engine, vectorised at both ends.
 
-`feast materialize` into Redis wrote about 2,000 customers/s here: Feast de-duplicates
+`feast materialize` into Redis wrote about 4,500 customers/s at 100k: Feast de-duplicates
 with a pandas sort, turns every value into a `ValueProto` one Python object at a time,
 hashes every field name per row and packs every command in redis-py (README
 "Performance"). This engine keeps Feast's materialisation (registry intervals, source
