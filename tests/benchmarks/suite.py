@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import platform
@@ -336,13 +337,21 @@ end
 WRK_CONNECTIONS = 8
 
 
+@functools.cache
+def wrk_installed() -> bool:
+    """Whether Debian's wrk is on the PATH; when not, said once per run."""
+    if shutil.which("wrk") is None:
+        log("wrk not installed (Debian package wrk): wrk runs skipped")
+        return False
+    return True
+
+
 def wrk_run(
     url: str, reasons: bool, seconds: int, work: Path, customers: int, rate: int | None = None
 ) -> dict[str, Any] | None:
     """wrk (1 thread, 8 connections) for `seconds`: closed loop at its maximum, or paced at
     `rate` requests/s; latency counts from when wrk sends a request to its whole answer."""
-    if shutil.which("wrk") is None:
-        log("wrk not installed (Debian package wrk): wrk runs skipped")
+    if not wrk_installed():
         return None
     script = work / "decide.lua"
     lua = WRK_SCRIPT % (TOUCHPOINT.value, "true" if reasons else "false", customers)
