@@ -52,7 +52,7 @@ STEPS: tuple[tuple[Any, str, str], ...] = (
     (DecisionEngine, "_score", "featurise + predict (25 candidates)"),
 )
 SESSION = "customer session: history, contact policy, arbitration, log append + commit"
-ORDER = (ANSWER, RESPONSE, DECIDE, *(label for _, _, label in STEPS[2:]), SESSION)
+ORDER = (ANSWER, *(label for _, _, label in STEPS), SESSION)
 JSON_HEADERS = [(b"content-type", b"application/json")]
 TIGHT_PARAMETERS = {"decisions", "customers", "touchpoint"}
 

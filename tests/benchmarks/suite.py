@@ -445,6 +445,9 @@ def section_http(
     return rows + more_workers_max(customers, catalog_path, work, seconds)
 
 
+# Paced wrk at 100/s before a measured run on a fresh service: every worker is up and warm.
+WARM_UP_SECONDS = 10
+
 # A decision runs on its worker's event loop (service/placement.py) and leaves the worker's
 # core idle while it waits on Redis and the decision log: one worker more than the 2 cores.
 MORE_WORKERS = 3
@@ -454,12 +457,12 @@ def more_workers_max(
     customers: list[str], catalog_path: Path, work: Path, seconds: int
 ) -> list[dict[str, Any]]:
     """wrk unpaced, reasons on and off, against the API on Redis with `MORE_WORKERS`
-    workers, after a 10 s paced warm-up (the service answers once its first worker is up;
-    its new connections must find them all)."""
+    workers, after `WARM_UP_SECONDS` of paced wrk (the service answers once its first
+    worker is up; its new connections must find them all)."""
     tag = f"redis_{MORE_WORKERS}_workers"
     rows: list[dict[str, Any]] = []
     with service_on("redis", catalog_path, work, tag=tag, workers=MORE_WORKERS) as url:
-        wrk_run(url, False, 10, work, len(customers), 100)
+        wrk_run(url, False, WARM_UP_SECONDS, work, len(customers), 100)
         for reasons in (True, False):
             run = wrk_run(url, reasons, seconds, work, len(customers))
             rows += _labelled("redis", reasons, [run] if run else [], MORE_WORKERS)
@@ -470,11 +473,12 @@ def section_breakdown(
     customers: list[str], catalog_path: Path, work: Path, seconds: int, rate: int, decisions: int
 ) -> dict[str, Any] | None:
     """Each step of an answer timed inside the API (`tests.benchmarks.in_situ`: Redis, one
-    worker, reasons off) while paced wrk sends `rate` requests/s for `seconds`, after a 10 s
-    warm-up; then the same steps for `decisions` decisions back to back in that worker."""
+    worker, reasons off) while paced wrk sends `rate` requests/s for `seconds`, after
+    `WARM_UP_SECONDS` at that rate; then the same steps for `decisions` decisions back to
+    back in that worker."""
     command = (sys.executable, "-m", "tests.benchmarks.in_situ")
     with service_on("redis", catalog_path, work, "breakdown", workers=1, command=command) as url:
-        if wrk_run(url, False, 10, work, len(customers), rate) is None:
+        if wrk_run(url, False, WARM_UP_SECONDS, work, len(customers), rate) is None:
             return None
         httpx.post(f"{url}/_bench/reset").raise_for_status()
         run = wrk_run(url, False, seconds, work, len(customers), rate)
@@ -1068,6 +1072,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
     sections = set(args.sections.split(","))
+    rates = [int(r) for r in args.rates.split(",")]
     profile = ServiceSettings().feature_repo / "data" / "customer_profile.parquet"
     if not profile.exists():
         raise SystemExit("no demo world: run `make demo` (or `.venv/bin/nba demo`) first")
@@ -1084,10 +1089,9 @@ def main(argv: list[str] | None = None) -> None:
         if "floor" in sections:
             results |= section_floor(customers, catalog_path, work, args.decisions)
         if "http" in sections:
-            rates = [int(r) for r in args.rates.split(",")]
             results["http"] = section_http(customers, catalog_path, work, args.seconds, rates)
         if "breakdown" in sections:
-            rate = max(1, max(int(r) for r in args.rates.split(",")) // HTTP_WORKERS)
+            rate = max(1, max(rates) // HTTP_WORKERS)  # one worker's share of the top rate
             results["breakdown"] = section_breakdown(
                 customers, catalog_path, work, args.seconds, rate, args.decisions
             )

@@ -36,8 +36,6 @@ def test_steps_are_timed_inside_the_block_and_restored_after(catalog, model, tmp
         SESSION: 1,
     }
     assert len(times.tight[DECIDE]) == 2
-    steps = times.served
-    assert steps[DECIDE][0] > steps[RULES][0] + steps[SCORE][0] + steps[SESSION][0]
     assert DecisionEngine.decide is decide
     assert DecisionEngine.__dict__["_eligible"] is eligible
 
